@@ -1,0 +1,1 @@
+"""The per-region audit log: Merkle tree proofs, signed checkpoints, staff access records."""
