@@ -1,0 +1,52 @@
+# reelm — one task runner. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## create .venv and install reelm with its test tools
+
+.PHONY: run
+run: $(STAMP) ## set up a data folder with demo regions and users, then serve reelm at http://127.0.0.1:8000
+	$(BIN)/reelm demo
+	$(BIN)/reelm serve
+
+.PHONY: test
+test: $(STAMP) ## install what the tests need; lint, then the whole suite on SQLite and on PostgreSQL
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgresql
+
+.PHONY: test-sqlite
+test-sqlite: $(STAMP) ## the suite on SQLite files
+	REELM_TEST_DB=sqlite $(BIN)/pytest -q $(PYTEST_ARGS)
+
+.PHONY: test-postgresql
+test-postgresql: $(STAMP) ## the suite on a real PostgreSQL 16 server that the run starts itself (pgserver)
+	REELM_TEST_DB=postgresql $(BIN)/pytest -q $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff and mypy --strict on src/
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy --config-file pyproject.toml
+
+.PHONY: bench
+bench: $(STAMP) ## run every benchmark and write bench/RESULTS.md
+	$(BIN)/python -m bench
+
+.PHONY: clean
+clean: ## remove the demo data folder and caches (keeps .venv)
+	rm -rf data .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'

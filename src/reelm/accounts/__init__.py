@@ -1,0 +1,1 @@
+"""Accounts: sign-up, login, sessions, profile; the protected part lives in the home region."""

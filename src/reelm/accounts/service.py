@@ -1,0 +1,386 @@
+"""Accounts: sign-up, login, sessions and profile.
+
+Sign-up spans two databases with no distributed transaction, so its order is the invariant:
+1. the Directory entry is committed as `pending` (the region's residency check needs it);
+2. the account is committed in the home region; if that fails the entry is removed again;
+3. the entry turns `active` and the public profile leaves the region through Egress.
+A crash between 1 and 2 leaves a pending entry and no personal data; `purge_stale_pending`
+removes it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from reelm.accounts.models import Account, LoginSession
+from reelm.accounts.schemas import (
+    AccountRead,
+    ProfileUpdate,
+    PublicProfileRead,
+    PublicProfileRecord,
+    SessionRead,
+    SignedIn,
+    SignUp,
+)
+from reelm.accounts.security import (
+    LoginRateLimiter,
+    hash_password,
+    new_session_token,
+    token_hash,
+    token_region,
+    verify_password,
+)
+from reelm.config import Settings
+from reelm.db import new_id, utcnow
+from reelm.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from reelm.residency.egress import egress
+from reelm.residency.models import ACTIVE, PENDING, DirectoryEntry, PublicProfile
+from reelm.residency.store import Platform
+
+HANDLE = re.compile(r"^[a-z0-9_](?:[a-z0-9_.]{1,22})[a-z0-9_]$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+RESERVED = {
+    "admin",
+    "api",
+    "static",
+    "media",
+    "settings",
+    "login",
+    "logout",
+    "signup",
+    "reelm",
+    "support",
+    "staff",
+    "root",
+    "explore",
+    "search",
+    "tag",
+    "sound",
+    "upload",
+    "create",
+}
+MIN_AGE = 13
+MIN_PASSWORD = 8
+WRONG_LOGIN = "Wrong handle or password."
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    user_id: str
+    handle: str
+    region: str
+    session_id: str
+
+
+def check_handle(handle: str) -> str:
+    """Validate a handle; returns its case-insensitive key."""
+    key = handle.lower()
+    if not HANDLE.match(key) or ".." in key:
+        raise InvalidInput(
+            "A handle is 3 to 24 letters, digits, underscores or dots, not starting or ending "
+            "with a dot.",
+            code="invalid_handle",
+        )
+    if key in RESERVED:
+        raise InvalidInput(
+            f"The handle {handle!r} is reserved; choose another.", code="handle_reserved"
+        )
+    return key
+
+
+def age_on(birth: date, today: date) -> int:
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+
+
+def check_sign_up_input(platform: Platform, data: SignUp) -> tuple[str, str]:
+    """Validate everything before anything is written; returns (handle_key, home region)."""
+    key = check_handle(data.handle)
+    today = utcnow().date()
+    if data.birth_date > today:
+        raise InvalidInput("The birth date is in the future.", code="invalid_birth_date")
+    if age_on(data.birth_date, today) < MIN_AGE:
+        raise InvalidInput(
+            f"You must be at least {MIN_AGE} years old to use reelm.", code="too_young"
+        )
+    if not EMAIL.match(data.email):
+        raise InvalidInput("That does not look like an email address.", code="invalid_email")
+    if len(data.password) < MIN_PASSWORD:
+        raise InvalidInput(
+            f"Choose a password of at least {MIN_PASSWORD} characters.", code="weak_password"
+        )
+    region = platform.policy.region_for(data.jurisdiction.upper())
+    return key, region
+
+
+def check_sign_up(
+    platform: Platform,
+    settings: Settings,
+    data: SignUp,
+    *,
+    client_address: str = "",
+    user_agent: str = "",
+) -> SignedIn:
+    key, region = check_sign_up_input(platform, data)
+    password_hash = hash_password(settings, data.password)
+    user_id = new_id()
+    try:
+        with platform.global_store.transaction() as g:
+            if g.scalar(select(DirectoryEntry.user_id).where(DirectoryEntry.handle_key == key)):
+                raise Conflict(f"The handle {data.handle!r} is taken.", code="handle_taken")
+            g.add(
+                DirectoryEntry(
+                    user_id=user_id,
+                    handle=data.handle,
+                    handle_key=key,
+                    home_region=region,
+                    state=PENDING,
+                )
+            )
+    except IntegrityError:
+        raise Conflict(f"The handle {data.handle!r} is taken.", code="handle_taken") from None
+
+    store = platform.region(region)
+    try:
+        with store.transaction() as s:
+            account = Account(
+                id=user_id,
+                owner_id=user_id,
+                handle=data.handle,
+                email=data.email,
+                password_hash=password_hash,
+                birth_date=data.birth_date,
+                jurisdiction=data.jurisdiction.upper(),
+                display_name=data.display_name or data.handle,
+            )
+            s.add(account)
+            s.flush()
+            token = _do_open_session(s, settings, account, region, client_address, user_agent)
+    except BaseException:
+        with platform.global_store.transaction() as g:
+            g.execute(delete(DirectoryEntry).where(DirectoryEntry.user_id == user_id))
+        raise
+
+    with platform.global_store.transaction() as g:
+        entry = g.get(DirectoryEntry, user_id)
+        assert entry is not None
+        entry.state = ACTIVE
+        egress(g, _public_profile(account, region))
+    return SignedIn(token=token, account=_account_read(account, region))
+
+
+def _public_profile(account: Account, region: str) -> PublicProfileRecord:
+    return PublicProfileRecord(
+        user_id=account.id,
+        handle=account.handle,
+        display_name=account.display_name,
+        bio=account.bio,
+        avatar_url=None,
+        region=region,
+    )
+
+
+def _account_read(account: Account, region: str) -> AccountRead:
+    return AccountRead(
+        id=account.id,
+        handle=account.handle,
+        email=account.email,
+        birth_date=account.birth_date,
+        jurisdiction=account.jurisdiction,
+        region=region,
+        display_name=account.display_name,
+        bio=account.bio,
+        is_private=account.is_private,
+        created_at=account.created_at,
+    )
+
+
+def _do_open_session(
+    s: Session,
+    settings: Settings,
+    account: Account,
+    region: str,
+    client_address: str,
+    user_agent: str,
+) -> str:
+    token = new_session_token(region)
+    now = utcnow()
+    s.add(
+        LoginSession(
+            owner_id=account.id,
+            account_id=account.id,
+            token_hash=token_hash(token),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + timedelta(hours=settings.session_ttl_hours),
+            client_address=client_address[:64],
+            user_agent=user_agent[:300],
+        )
+    )
+    return token
+
+
+def check_login(
+    platform: Platform,
+    settings: Settings,
+    limiter: LoginRateLimiter,
+    *,
+    handle: str,
+    password: str,
+    client_address: str = "",
+    user_agent: str = "",
+) -> SignedIn:
+    key = handle.lower()
+    limiter.check(key, client_address)
+    with platform.global_store.session() as g:
+        entry = g.scalar(select(DirectoryEntry).where(DirectoryEntry.handle_key == key))
+    account: Account | None = None
+    if entry is not None and entry.state == ACTIVE:
+        store = platform.region(entry.home_region)
+        with store.transaction() as s:
+            account = s.get(Account, entry.user_id)
+            if account is not None and verify_password(settings, account.password_hash, password):
+                token = _do_open_session(
+                    s, settings, account, entry.home_region, client_address, user_agent
+                )
+                limiter.record_success(key)
+                return SignedIn(token=token, account=_account_read(account, entry.home_region))
+    else:
+        # Spend the same time as a real check so response times do not reveal which handles exist.
+        verify_password(settings, _dummy_hash(settings), password)
+    limiter.record_failure(key, client_address)
+    raise Unauthorized(WRONG_LOGIN, code="wrong_credentials")
+
+
+_DUMMY: dict[tuple[int, int, int], str] = {}
+
+
+def _dummy_hash(settings: Settings) -> str:
+    k = (settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+    if k not in _DUMMY:
+        _DUMMY[k] = hash_password(settings, "not-a-real-password")
+    return _DUMMY[k]
+
+
+def access_session(platform: Platform, token: str) -> CurrentUser:
+    """The user behind a session token, looked up only in the region the token names."""
+    region = token_region(token)
+    if region is None or region not in platform.regions:
+        raise Unauthorized("Not signed in (unknown session).", code="invalid_session")
+    store = platform.regions[region]
+    now = utcnow()
+    with store.transaction() as s:
+        row = s.scalar(select(LoginSession).where(LoginSession.token_hash == token_hash(token)))
+        if row is None or row.revoked_at is not None:
+            raise Unauthorized(
+                "Not signed in (unknown or revoked session).", code="invalid_session"
+            )
+        if row.expires_at <= now:
+            raise Unauthorized("Your session has expired; log in again.", code="session_expired")
+        account = s.get(Account, row.account_id)
+        if account is None:
+            raise Unauthorized("Not signed in.", code="invalid_session")
+        if now - row.last_seen_at > timedelta(minutes=5):
+            row.last_seen_at = now
+        return CurrentUser(
+            user_id=account.id, handle=account.handle, region=region, session_id=row.id
+        )
+
+
+def do_logout(platform: Platform, user: CurrentUser) -> None:
+    do_revoke_session(platform, user, session_id=user.session_id)
+
+
+def list_sessions(platform: Platform, user: CurrentUser) -> list[SessionRead]:
+    with platform.region(user.region).session() as s:
+        rows = s.scalars(
+            select(LoginSession)
+            .where(LoginSession.account_id == user.user_id, LoginSession.revoked_at.is_(None))
+            .order_by(LoginSession.created_at.desc())
+        )
+        now = utcnow()
+        return [
+            SessionRead(
+                id=r.id,
+                created_at=r.created_at,
+                last_seen_at=r.last_seen_at,
+                expires_at=r.expires_at,
+                client_address=r.client_address,
+                user_agent=r.user_agent,
+                current=r.id == user.session_id,
+            )
+            for r in rows
+            if r.expires_at > now
+        ]
+
+
+def do_revoke_session(platform: Platform, user: CurrentUser, *, session_id: str) -> None:
+    with platform.region(user.region).transaction() as s:
+        row = s.get(LoginSession, session_id)
+        if row is None or row.account_id != user.user_id:
+            raise NotFound("No such session.", code="session_not_found")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+
+
+def get_account(platform: Platform, user: CurrentUser) -> AccountRead:
+    with platform.region(user.region).session() as s:
+        account = s.get(Account, user.user_id)
+        if account is None:
+            raise NotFound("No such account.")
+        return _account_read(account, user.region)
+
+
+def do_update_profile(platform: Platform, user: CurrentUser, update: ProfileUpdate) -> AccountRead:
+    with platform.region(user.region).transaction() as s:
+        account = s.get(Account, user.user_id)
+        if account is None:
+            raise NotFound("No such account.")
+        for field, value in update.model_dump(exclude_none=True).items():
+            setattr(account, field, value)
+        s.flush()
+        public = _public_profile(account, user.region)
+        result = _account_read(account, user.region)
+    with platform.global_store.transaction() as g:
+        egress(g, public)
+    return result
+
+
+def get_public_profile(platform: Platform, handle: str) -> PublicProfileRead:
+    with platform.global_store.session() as g:
+        row = g.scalar(
+            select(PublicProfile)
+            .join(DirectoryEntry, DirectoryEntry.user_id == PublicProfile.user_id)
+            .where(DirectoryEntry.handle_key == handle.lower(), DirectoryEntry.state == ACTIVE)
+        )
+        if row is None:
+            raise NotFound(f"No user @{handle}.", code="user_not_found")
+        return PublicProfileRead.model_validate(row)
+
+
+def purge_stale_pending(platform: Platform, *, older_than: timedelta = timedelta(hours=1)) -> int:
+    """Remove Directory entries of sign-ups that crashed before their region commit."""
+    cutoff: datetime = utcnow() - older_than
+    with platform.global_store.transaction() as g:
+        ids = list(
+            g.scalars(
+                select(DirectoryEntry.user_id).where(
+                    DirectoryEntry.state == PENDING, DirectoryEntry.created_at < cutoff
+                )
+            )
+        )
+        stale = []
+        for uid in ids:
+            region = g.get(DirectoryEntry, uid)
+            assert region is not None
+            with platform.region(region.home_region).session() as s:
+                if s.get(Account, uid) is None:
+                    stale.append(uid)
+        if stale:
+            g.execute(delete(DirectoryEntry).where(DirectoryEntry.user_id.in_(stale)))
+        return len(stale)

@@ -1,0 +1,6 @@
+"""Imports every domain's models so both metadata objects are complete (migrations, scanner)."""
+
+from reelm.accounts import models as accounts_models
+from reelm.residency import models as residency_models
+
+__all__ = ["accounts_models", "residency_models"]

@@ -1,0 +1,207 @@
+"""The `reelm` command: serve, init, demo, policy check, residency scan, users list."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import select
+
+from reelm.config import Settings
+from reelm.errors import ReelmError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj["settings"]
+    return settings
+
+
+class ReelmGroup(click.Group):
+    """Turns domain errors into one clear line and exit status 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ReelmError as e:
+            err_console.print(f"[red]error:[/red] {e.message}", highlight=False)
+            sys.exit(2)
+
+
+@click.group(cls=ReelmGroup)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Data folder (default: REELM_DATA_DIR or ./data).",
+)
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path | None) -> None:
+    """reelm: short videos whose makers' personal data stays in their own region."""
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    ctx.obj = {"settings": settings}
+
+
+@main.command()
+@click.option(
+    "--policy",
+    default=None,
+    help="Built-in policy name (demo, before-2020) or a TOML file, used when the data "
+    "folder has no policy yet.",
+)
+@click.pass_context
+def init(ctx: click.Context, policy: str | None) -> None:
+    """Create the data folder, the policy and every database (idempotent)."""
+    from reelm.residency.service import do_init
+
+    settings = _settings(ctx)
+    platform = do_init(settings, policy=policy)
+    console.print(
+        f"reelm data folder ready at {settings.data_dir.resolve()} "
+        f"(policy {platform.policy.version}, regions: {', '.join(platform.regions)})"
+    )
+    platform.close()
+
+
+@main.command()
+@click.option(
+    "--policy",
+    default=None,
+    help="Policy to initialise with when the data folder is new (e.g. before-2020).",
+)
+@click.pass_context
+def demo(ctx: click.Context, policy: str | None) -> None:
+    """Seed demo users in every region (idempotent)."""
+    from reelm.demo import DEMO_PASSWORD, do_seed_demo
+    from reelm.residency.service import do_init
+
+    settings = _settings(ctx)
+    platform = do_init(settings, policy=policy)
+    users = do_seed_demo(platform, settings)
+    table = Table("handle", "region")
+    for handle, region in users:
+        table.add_row(handle, region)
+    console.print(table)
+    console.print(f"Demo password for every demo user: [bold]{DEMO_PASSWORD}[/bold]")
+    platform.close()
+
+
+@main.command()
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve reelm over HTTP (initialising the data folder when needed)."""
+    import uvicorn
+
+    from reelm.residency.service import do_init
+    from reelm.web.app import create_app
+
+    settings = _settings(ctx)
+    platform = do_init(settings)
+    app = create_app(settings, platform=platform)
+    h, p = host or settings.host, port or settings.port
+    console.print(f"reelm serving at http://{h}:{p}")
+    uvicorn.run(app, host=h, port=p, log_level="info")
+
+
+@main.group()
+def policy() -> None:
+    """Residency policies."""
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(path_type=Path))
+def policy_check(file: Path) -> None:
+    """Validate a policy and print jurisdiction → region → operator → location."""
+    from reelm.residency.policy import load_policy
+
+    pol = load_policy(file)
+    table = Table(
+        "jurisdiction",
+        "region",
+        "operator",
+        "location",
+        title=f"{file} — version {pol.version} — sha256 {pol.content_hash[:16]}…",
+    )
+    for row in pol.table():
+        table.add_row(*row)
+    console.print(table)
+    if pol.never_store_in:
+        console.print(f"never stored in: {', '.join(sorted(pol.never_store_in))}")
+    console.print("[green]policy is valid[/green]")
+
+
+@main.group()
+def residency() -> None:
+    """Residency checks."""
+
+
+@residency.command("scan")
+@click.pass_context
+def residency_scan(ctx: click.Context) -> None:
+    """Report every protected row stored outside its owner's home region (exit 1 if any)."""
+    from reelm.residency.scan import do_scan, scan_units
+    from reelm.residency.service import open_platform
+
+    platform = open_platform(_settings(ctx))
+    units = list(scan_units(platform))
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]} rows"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("scanning", total=len(units), rows=0)
+        seen = 0
+
+        def step(region: str, table: str, n: int) -> None:
+            nonlocal seen
+            seen += n
+            bar.update(task, advance=1, rows=seen, description=f"{region}.{table}")
+
+        report = do_scan(platform, progress=step)
+    for v in report.violations or []:
+        console.print(f"[red]VIOLATION[/red] {v.describe()}", highlight=False)
+    n = len(report.violations or [])
+    console.print(
+        f"scanned {report.rows} protected rows in {report.tables} tables across "
+        f"{len(platform.regions)} regions: {n} violation{'s' if n != 1 else ''}"
+    )
+    platform.close()
+    if n:
+        sys.exit(1)
+
+
+@main.group()
+def users() -> None:
+    """Users (public Directory data only)."""
+
+
+@users.command("list")
+@click.pass_context
+def users_list(ctx: click.Context) -> None:
+    """List users: handle, home region, state."""
+    from reelm.residency.models import DirectoryEntry
+    from reelm.residency.service import open_platform
+
+    platform = open_platform(_settings(ctx))
+    table = Table("handle", "home region", "state", "user id")
+    with platform.global_store.session() as g:
+        for e in g.scalars(select(DirectoryEntry).order_by(DirectoryEntry.handle_key)):
+            table.add_row(e.handle, e.home_region, e.state, e.user_id)
+    console.print(table)
+    platform.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Typed settings for reelm: one class, every field documented, read from `REELM_*` variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of a reelm deployment.
+
+    Each field's `description` is the documentation; `docs/settings.md` lists them all and a test
+    fails when one is missing there.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="REELM_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Folder that holds the embedded default: the global SQLite file, one SQLite "
+        "file and one blob folder per region, key files and the active policy.",
+    )
+    policy_file: Path | None = Field(
+        default=None,
+        description="Residency policy TOML. Default: `<data_dir>/policy.toml`, which `reelm init` "
+        "writes from the built-in demo policy when it is missing.",
+    )
+    global_database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the global database (Directory, PublicCatalog). Default: "
+        "`sqlite:///<data_dir>/global.db`.",
+    )
+    region_database_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-region database URL overrides, as JSON: `{"us": "postgresql+psycopg://..."}`.'
+        " A region not named here uses the `database_url` of its policy entry.",
+    )
+    secret_key: str = Field(
+        default="dev-insecure-change-me",
+        description="Secret used to sign CSRF tokens and expiring download links. Set a long random "
+        "value in production.",
+    )
+    session_ttl_hours: int = Field(
+        default=24 * 30,
+        ge=1,
+        description="Lifetime of a login session, in hours.",
+    )
+    argon2_time_cost: int = Field(
+        default=3,
+        ge=1,
+        description="argon2id passes over memory (RFC 9106 second recommendation: 3).",
+    )
+    argon2_memory_kib: int = Field(
+        default=65536,
+        ge=8,
+        description="argon2id memory in KiB (RFC 9106 second recommendation: 64 MiB).",
+    )
+    argon2_parallelism: int = Field(default=4, ge=1, description="argon2id lanes.")
+    login_max_failures_per_handle: int = Field(
+        default=5,
+        ge=1,
+        description="Failed logins allowed per handle within the rate-limit window.",
+    )
+    login_max_failures_per_address: int = Field(
+        default=20,
+        ge=1,
+        description="Failed logins allowed per client address within the rate-limit window.",
+    )
+    login_window_seconds: int = Field(
+        default=300, ge=1, description="Length of the login rate-limit window, in seconds."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `reelm serve` listens on.")
+    port: int = Field(default=8000, description="Port `reelm serve` listens on.")
+    cookie_secure: bool = Field(
+        default=False,
+        description="Mark session cookies Secure (set true behind HTTPS).",
+    )
+
+    @cached_property
+    def resolved_policy_file(self) -> Path:
+        return self.policy_file if self.policy_file is not None else self.data_dir / "policy.toml"
+
+    @cached_property
+    def resolved_global_database_url(self) -> str:
+        if self.global_database_url:
+            return self.global_database_url
+        return f"sqlite:///{(self.data_dir / 'global.db').resolve()}"

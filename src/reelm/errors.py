@@ -1,0 +1,71 @@
+"""Domain errors: each carries the HTTP status, a stable code and a message a user can act on.
+
+Services raise these; one exception handler in the web app turns them into
+`{"error": {"code": ..., "message": ...}}` and the CLI prints the message.
+"""
+
+from __future__ import annotations
+
+
+class ReelmError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class InvalidInput(ReelmError):
+    status = 422
+    code = "invalid_input"
+
+
+class NotFound(ReelmError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ReelmError):
+    status = 409
+    code = "conflict"
+
+
+class Unauthorized(ReelmError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ReelmError):
+    status = 403
+    code = "forbidden"
+
+
+class RateLimited(ReelmError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ResidencyViolation(ReelmError):
+    """A protected record was about to be written outside its owner's home region.
+
+    Raised before anything is written; the surrounding transaction is rolled back.
+    """
+
+    status = 500
+    code = "residency_violation"
+
+
+class EgressRefused(ReelmError):
+    """Something other than a PUBLIC schema tried to leave a region."""
+
+    status = 500
+    code = "egress_refused"

@@ -1,0 +1,27 @@
+"""Alembic migrations for the two kinds of database: `global` and `region`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine
+
+HERE = Path(__file__).parent
+Kind = Literal["global", "region"]
+
+
+def alembic_config(kind: Kind) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE / kind))
+    return cfg
+
+
+def upgrade(engine: Engine, kind: Kind, revision: str = "head") -> None:
+    """Bring one database to `revision`; idempotent."""
+    cfg = alembic_config(kind)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)

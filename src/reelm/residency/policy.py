@@ -1,0 +1,326 @@
+"""The residency policy: which operator runs which region where, and which region holds whom.
+
+A policy is a TOML file (see docs/residency-policy.md). Loading validates every rule and fails with
+a message that names the file, the key and the fix; nothing half-valid is ever returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reelm.errors import ReelmError
+from reelm.residency.jurisdictions import all_jurisdictions, country_name, is_country
+
+REGION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+TOP_LEVEL_KEYS = {"version", "never_store_in", "operators", "regions", "assignment", "staff_access"}
+OPERATOR_KEYS = {"name", "country"}
+REGION_KEYS = {"location", "operator", "database_url", "blob_store"}
+
+
+class PolicyError(ReelmError):
+    status = 422
+    code = "invalid_policy"
+
+
+@dataclass(frozen=True)
+class Operator:
+    key: str
+    name: str
+    country: str
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    location: str
+    operator: str
+    database_url: str
+    blob_store: str
+
+
+@dataclass(frozen=True)
+class ResidencyPolicy:
+    version: str
+    operators: dict[str, Operator]
+    regions: dict[str, Region]
+    assignment: dict[str, str]
+    default_region: str
+    never_store_in: frozenset[str]
+    staff_access_file: Path | None
+    source: Path
+    text: str
+    content_hash: str
+
+    def region_for(self, jurisdiction: str) -> str:
+        """Home region of a user of this jurisdiction (validated codes only)."""
+        if not is_country(jurisdiction):
+            raise PolicyError(
+                f"Unknown jurisdiction {jurisdiction!r}: use an ISO 3166-1 alpha-2 code such as "
+                '"US" or "DE".',
+                code="unknown_jurisdiction",
+            )
+        return self.assignment.get(jurisdiction, self.default_region)
+
+    def operator_of(self, region: str) -> Operator:
+        return self.operators[self.regions[region].operator]
+
+    def table(self) -> list[tuple[str, str, str, str]]:
+        """(jurisdiction, region, operator name, location) rows, explicit assignments first."""
+        rows = [
+            (j, r, self.operator_of(r).name, self.regions[r].location)
+            for j, r in sorted(self.assignment.items(), key=lambda kv: (kv[1], kv[0]))
+        ]
+        d = self.default_region
+        rows.append(("* (everyone else)", d, self.operator_of(d).name, self.regions[d].location))
+        return rows
+
+
+def policy_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_policy(path: Path, *, data_dir: Path | None = None) -> ResidencyPolicy:
+    """Read and validate a policy file; `{data_dir}` in URLs and paths is replaced by `data_dir`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(
+            f"{path}: the policy file does not exist. Fix: run `reelm init`, or point "
+            "REELM_POLICY_FILE at your policy."
+        ) from None
+    return parse_policy(text, source=path, data_dir=data_dir)
+
+
+def parse_policy(text: str, *, source: Path, data_dir: Path | None = None) -> ResidencyPolicy:
+    def fail(key: str, problem: str, fix: str) -> PolicyError:
+        return PolicyError(f"{source}: {key}: {problem}. Fix: {fix}.")
+
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        hint = "remove the repeated key" if "overwrite" in str(e) else "correct the TOML syntax"
+        raise fail("(syntax)", f"not valid TOML ({e})", hint) from None
+
+    unknown = set(raw) - TOP_LEVEL_KEYS
+    if unknown:
+        raise fail(
+            ", ".join(sorted(unknown)),
+            "unknown top-level key",
+            f"use only {', '.join(sorted(TOP_LEVEL_KEYS))}",
+        )
+
+    version = raw.get("version")
+    if not isinstance(version, str) or not version.strip():
+        raise fail("version", "missing or empty", 'add a label such as version = "2026-11"')
+
+    def country(key: str, value: Any) -> str:
+        if not isinstance(value, str) or not is_country(value):
+            raise fail(
+                key,
+                f"{value!r} is not an ISO 3166-1 alpha-2 country code",
+                'use a two-letter code from ISO 3166-1, such as "US", "SG" or "DE"',
+            )
+        return value
+
+    never = raw.get("never_store_in", [])
+    if not isinstance(never, list):
+        raise fail(
+            "never_store_in", "must be a list of country codes", 'write never_store_in = ["CN"]'
+        )
+    never_store_in = frozenset(country(f"never_store_in[{i}]", c) for i, c in enumerate(never))
+
+    operators: dict[str, Operator] = {}
+    raw_ops = raw.get("operators", {})
+    if not isinstance(raw_ops, dict) or not raw_ops:
+        raise fail(
+            "operators",
+            "no operator is defined",
+            "add an [operators.<key>] table with name and country",
+        )
+    for key, op in raw_ops.items():
+        where = f"operators.{key}"
+        if not isinstance(op, dict):
+            raise fail(where, "must be a table", f"write [{where}] with name and country")
+        extra = set(op) - OPERATOR_KEYS
+        if extra:
+            raise fail(f"{where}.{sorted(extra)[0]}", "unknown key", "use only name and country")
+        name = op.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise fail(f"{where}.name", "missing", "give the operator's legal name")
+        operators[key] = Operator(
+            key=key, name=name, country=country(f"{where}.country", op.get("country"))
+        )
+
+    regions: dict[str, Region] = {}
+    raw_regions = raw.get("regions", {})
+    if not isinstance(raw_regions, dict) or not raw_regions:
+        raise fail("regions", "no region is defined", "add a [regions.<name>] table")
+    dd = str(data_dir.resolve()) if data_dir is not None else "{data_dir}"
+    for name, reg in raw_regions.items():
+        where = f"regions.{name}"
+        if not REGION_NAME.match(name):
+            raise fail(
+                where,
+                "a region name is lower-case letters, digits and dashes",
+                'rename it, e.g. "us" or "eu-west"',
+            )
+        if not isinstance(reg, dict):
+            raise fail(
+                where,
+                "must be a table",
+                f"write [{where}] with location, operator, database_url, blob_store",
+            )
+        extra = set(reg) - REGION_KEYS
+        if extra:
+            raise fail(
+                f"{where}.{sorted(extra)[0]}",
+                "unknown key",
+                f"use only {', '.join(sorted(REGION_KEYS))}",
+            )
+        location = country(f"{where}.location", reg.get("location"))
+        op = reg.get("operator")
+        if not op:
+            raise fail(
+                f"{where}.operator",
+                "the region has no operator",
+                f"add operator = one of {sorted(operators)}",
+            )
+        if op not in operators:
+            raise fail(
+                f"{where}.operator",
+                f"operator {op!r} is not defined",
+                f"define [operators.{op}] or use one of {sorted(operators)}",
+            )
+        for k in ("database_url", "blob_store"):
+            if not isinstance(reg.get(k), str) or not reg[k]:
+                raise fail(
+                    f"{where}.{k}", "missing", f'add {k} = "..." (see docs/residency-policy.md)'
+                )
+        regions[name] = Region(
+            name=name,
+            location=location,
+            operator=op,
+            database_url=reg["database_url"].replace("{data_dir}", dd),
+            blob_store=reg["blob_store"].replace("{data_dir}", dd),
+        )
+
+    raw_assign = raw.get("assignment")
+    if not isinstance(raw_assign, dict):
+        raise fail(
+            "assignment",
+            "missing",
+            'add [assignment] with default_region = "<region>" and [assignment.regions]',
+        )
+    extra = set(raw_assign) - {"default_region", "regions"}
+    if extra:
+        raise fail(
+            f"assignment.{sorted(extra)[0]}",
+            "unknown key",
+            "use default_region and [assignment.regions]",
+        )
+    default_region = raw_assign.get("default_region")
+    if default_region not in regions:
+        raise fail(
+            "assignment.default_region",
+            f"region {default_region!r} does not exist",
+            f"use one of the defined regions {sorted(regions)}",
+        )
+    assignment: dict[str, str] = {}
+    per_region = raw_assign.get("regions", {})
+    if not isinstance(per_region, dict):
+        raise fail(
+            "assignment.regions", "must be a table of region = [codes]", 'write us = ["US", "CA"]'
+        )
+    for region, codes in per_region.items():
+        where = f"assignment.regions.{region}"
+        if region not in regions:
+            raise fail(
+                where,
+                f"region {region!r} does not exist",
+                f"define [regions.{region}] or use one of {sorted(regions)}",
+            )
+        if not isinstance(codes, list):
+            raise fail(where, "must be a list of jurisdiction codes", f'write {region} = ["US"]')
+        for i, code in enumerate(codes):
+            code = country(f"{where}[{i}]", code)
+            if code in assignment:
+                raise fail(
+                    f"{where}[{i}]",
+                    f"jurisdiction {code} ({country_name(code)}) is assigned twice "
+                    f"(already to region {assignment[code]!r})",
+                    "assign each jurisdiction to exactly one region",
+                )
+            assignment[code] = region
+
+    for code, region in [*assignment.items(), ("(default)", default_region)]:
+        loc = regions[region].location
+        if loc in never_store_in:
+            key = (
+                "assignment.default_region"
+                if code == "(default)"
+                else f"assignment.regions.{region}"
+            )
+            who = (
+                "everyone not assigned elsewhere" if code == "(default)" else f"jurisdiction {code}"
+            )
+            raise fail(
+                key,
+                f"{who} would be stored in region {region!r}, located in {loc} "
+                f"({country_name(loc)}), which is in never_store_in",
+                "assign these jurisdictions to a region located elsewhere",
+            )
+
+    staff_access_file: Path | None = None
+    staff = raw.get("staff_access")
+    if staff is not None:
+        if not isinstance(staff, dict) or not isinstance(staff.get("policies"), str):
+            raise fail(
+                "staff_access",
+                'must be a table with policies = "<file>.cedar"',
+                'write [staff_access] policies = "staff-access.cedar"',
+            )
+        staff_access_file = (source.parent / staff["policies"]).resolve()
+
+    return ResidencyPolicy(
+        version=version,
+        operators=operators,
+        regions=regions,
+        assignment=assignment,
+        default_region=default_region,
+        never_store_in=never_store_in,
+        staff_access_file=staff_access_file,
+        source=source,
+        text=text,
+        content_hash=policy_hash(text),
+    )
+
+
+BUILTIN_POLICIES = Path(__file__).parent / "policies"
+
+
+def builtin_policy_text(name: str) -> str:
+    """Text of a policy shipped with reelm (`demo`, `before-2020`)."""
+    path = BUILTIN_POLICIES / f"{name}.toml"
+    if not path.is_file():
+        names = sorted(p.stem for p in BUILTIN_POLICIES.glob("*.toml"))
+        raise PolicyError(
+            f"No built-in policy named {name!r}; choose one of {names} or give a file path."
+        )
+    return path.read_text(encoding="utf-8")
+
+
+__all__ = [
+    "Operator",
+    "PolicyError",
+    "Region",
+    "ResidencyPolicy",
+    "all_jurisdictions",
+    "builtin_policy_text",
+    "load_policy",
+    "parse_policy",
+]

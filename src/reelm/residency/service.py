@@ -1,0 +1,119 @@
+"""Setting a deployment up: write the policy, migrate every database, record the active policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from reelm import migrations
+from reelm.config import Settings
+from reelm.residency.models import PolicyVersion
+from reelm.residency.policy import ResidencyPolicy, builtin_policy_text, load_policy
+from reelm.residency.store import Platform
+
+
+def open_platform(settings: Settings) -> Platform:
+    """The deployment described by `settings` (databases must have been migrated by init)."""
+    policy = load_policy(settings.resolved_policy_file, data_dir=settings.data_dir)
+    return Platform(
+        policy=policy,
+        global_url=settings.resolved_global_database_url,
+        region_urls=settings.region_database_urls,
+    )
+
+
+def write_policy_file(
+    settings: Settings, *, policy: str | None = None, force: bool = False
+) -> Path:
+    """Write the policy file from a built-in name or a path, unless one is there already."""
+    target = settings.resolved_policy_file
+    if target.exists() and not force:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if policy is None:
+        text = builtin_policy_text("demo")
+    elif Path(policy).is_file():
+        text = Path(policy).read_text(encoding="utf-8")
+    else:
+        text = builtin_policy_text(policy)
+    # validate before writing so a bad policy never becomes the deployment's policy
+    from reelm.residency.policy import parse_policy
+
+    parse_policy(text, source=Path(policy or "demo.toml"), data_dir=settings.data_dir)
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+def do_migrate(platform: Platform) -> None:
+    migrations.upgrade(platform.global_store.engine, "global")
+    for store in platform.regions.values():
+        migrations.upgrade(store.engine, "region")
+
+
+def do_activate_policy(platform: Platform, policy: ResidencyPolicy) -> bool:
+    """Record `policy` as the active one; returns True when it changed."""
+    with platform.global_store.transaction() as g:
+        active = g.scalar(select(PolicyVersion).where(PolicyVersion.active.is_(True)))
+        if active is not None and active.content_hash == policy.content_hash:
+            return False
+        g.execute(update(PolicyVersion).values(active=False))
+        row = g.get(PolicyVersion, policy.content_hash)
+        if row is None:
+            g.add(
+                PolicyVersion(
+                    content_hash=policy.content_hash,
+                    version=policy.version,
+                    text=policy.text,
+                    active=True,
+                )
+            )
+        else:
+            row.active = True
+        return True
+
+
+def active_policy_hash(platform: Platform) -> str | None:
+    with platform.global_store.session() as g:
+        return g.scalar(select(PolicyVersion.content_hash).where(PolicyVersion.active.is_(True)))
+
+
+def do_init(settings: Settings, *, policy: str | None = None) -> Platform:
+    """Create the data folder, policy, and every database at the latest migration."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    write_policy_file(settings, policy=policy)
+    platform = open_platform(settings)
+    do_migrate(platform)
+    do_activate_policy(platform, platform.policy)
+    return platform
+
+
+def regions_overview(platform: Platform) -> list[dict[str, str | int | list[str]]]:
+    """Per region: operator, location, assigned jurisdictions and user count (public numbers)."""
+    from sqlalchemy import func
+
+    from reelm.residency.models import ACTIVE, DirectoryEntry
+
+    with platform.global_store.session() as g:
+        rows = g.execute(
+            select(DirectoryEntry.home_region, func.count())
+            .where(DirectoryEntry.state == ACTIVE)
+            .group_by(DirectoryEntry.home_region)
+        )
+        counts: dict[str, int] = {region: n for region, n in rows}
+    pol = platform.policy
+    out: list[dict[str, str | int | list[str]]] = []
+    for name, region in pol.regions.items():
+        js = sorted(j for j, r in pol.assignment.items() if r == name)
+        if name == pol.default_region:
+            js.append("everyone else")
+        out.append(
+            {
+                "name": name,
+                "operator": pol.operators[region.operator].name,
+                "location": region.location,
+                "jurisdictions": js,
+                "users": counts.get(name, 0),
+            }
+        )
+    return out

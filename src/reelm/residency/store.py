@@ -1,0 +1,244 @@
+"""Engines, the Directory, RegionStore and the Platform that holds them all.
+
+The residency rule is enforced here, once: every region session checks, before anything is
+flushed or bulk-written, that each protected row's `owner_id` has this region as its home (or as
+the target of an ongoing move) in the Directory. A wrong write raises `ResidencyViolation` and the
+transaction writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+from reelm.db import RegionModel
+from reelm.errors import ResidencyViolation
+from reelm.residency.blobs import BlobStore, open_blob_store
+from reelm.residency.models import ACTIVE, DELETED, MOVING, PENDING, DirectoryEntry
+from reelm.residency.policy import ResidencyPolicy
+
+
+def normalise_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the settings reelm relies on: WAL, foreign keys and a busy timeout on SQLite."""
+    url = normalise_url(url)
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+@dataclass(frozen=True)
+class Home:
+    region: str
+    state: str
+    moving_to: str | None
+
+    def allows(self, region: str) -> bool:
+        if self.state == DELETED:
+            return False
+        if self.state == MOVING and self.moving_to == region:
+            return True
+        return self.region == region
+
+
+class Directory:
+    """Reads of the global Directory that residency checks need; no personal data involved."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def homes(self, user_ids: Iterable[str]) -> dict[str, Home]:
+        ids = list(set(user_ids))
+        out: dict[str, Home] = {}
+        with Session(self.engine) as s:
+            for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+                rows = s.execute(
+                    select(
+                        DirectoryEntry.user_id,
+                        DirectoryEntry.home_region,
+                        DirectoryEntry.state,
+                        DirectoryEntry.moving_to,
+                    ).where(DirectoryEntry.user_id.in_(chunk))
+                )
+                for uid, region, state, moving_to in rows:
+                    out[uid] = Home(region, state, moving_to)
+        return out
+
+    def all_homes(self) -> dict[str, Home]:
+        with Session(self.engine) as s:
+            rows = s.execute(
+                select(
+                    DirectoryEntry.user_id,
+                    DirectoryEntry.home_region,
+                    DirectoryEntry.state,
+                    DirectoryEntry.moving_to,
+                )
+            )
+            return {uid: Home(r, st, mt) for uid, r, st, mt in rows}
+
+
+class RegionStore:
+    """Everything one region holds, behind one object: the only door to protected data."""
+
+    def __init__(
+        self, name: str, *, engine: Engine, blobs: BlobStore, directory: Directory
+    ) -> None:
+        self.name = name
+        self.engine = engine
+        self.blobs = blobs
+        self.directory = directory
+        self._sessions = sessionmaker(engine, expire_on_commit=False, info={"region": name})
+        event.listen(self._sessions, "before_flush", self._check_flush)
+        event.listen(self._sessions, "do_orm_execute", self._check_bulk)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session committed on success and rolled back on any error (for edges: CLI, tasks)."""
+        with self._sessions() as s, s.begin():
+            yield s
+
+    def check_owners(self, owners: dict[str, str]) -> None:
+        """Raise unless every owner (id → table) may have protected rows in this region."""
+        if not owners:
+            return
+        homes = self.directory.homes(owners)
+        for owner, table in owners.items():
+            home = homes.get(owner)
+            if home is None:
+                raise ResidencyViolation(
+                    f"{table}: owner {owner} is not in the Directory; a protected row needs a "
+                    f"known owner (writing into region {self.name!r} refused)"
+                )
+            if not home.allows(self.name):
+                raise ResidencyViolation(
+                    f"{table}: a protected row of user {owner} (home region {home.region!r}, "
+                    f"state {home.state}) may not be written into region {self.name!r}"
+                )
+
+    def _check_flush(self, session: Session, _ctx: Any, _instances: Any) -> None:
+        owners: dict[str, str] = {}
+        for obj in (*session.new, *session.dirty):
+            if isinstance(obj, RegionModel):
+                table = obj.__tablename__
+                if obj.owner_id is None:
+                    raise ResidencyViolation(f"{table}: a protected row has no owner_id")
+                owners[obj.owner_id] = table
+        self.check_owners(owners)
+
+    def _check_bulk(self, state: ORMExecuteState) -> None:
+        if not (state.is_insert or state.is_update):
+            return
+        mapper = state.bind_mapper
+        if mapper is None or not issubclass(mapper.class_, RegionModel):
+            return
+        table = mapper.class_.__tablename__
+        params = state.parameters
+        rows: list[Any] = params if isinstance(params, list) else [params] if params else []
+        values = getattr(state.statement, "_values", None) or {}
+        owners: dict[str, str] = {}
+        for row in rows:
+            if isinstance(row, dict) and "owner_id" in row:
+                owners[str(row["owner_id"])] = table
+        for col, val in values.items():
+            if getattr(col, "key", col) == "owner_id":
+                owners[str(getattr(val, "value", val))] = table
+        if state.is_insert and not owners and not rows:
+            raise ResidencyViolation(f"{table}: bulk insert without owner_id refused")
+        self.check_owners(owners)
+
+
+class GlobalStore:
+    """The global database: Directory, PublicCatalog, policy versions. Never personal data."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self._sessions() as s, s.begin():
+            yield s
+
+
+class Platform:
+    """One deployment: its policy, the global store and a RegionStore per region."""
+
+    def __init__(
+        self,
+        *,
+        policy: ResidencyPolicy,
+        global_url: str,
+        region_urls: dict[str, str] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.global_store = GlobalStore(make_engine(global_url))
+        self.directory = Directory(self.global_store.engine)
+        overrides = region_urls or {}
+        self.regions: dict[str, RegionStore] = {}
+        for name, region in policy.regions.items():
+            url = overrides.get(name, region.database_url)
+            self.regions[name] = RegionStore(
+                name,
+                engine=make_engine(url),
+                blobs=open_blob_store(region.blob_store),
+                directory=self.directory,
+            )
+
+    def region(self, name: str) -> RegionStore:
+        try:
+            return self.regions[name]
+        except KeyError:
+            from reelm.errors import NotFound
+
+            raise NotFound(f"Unknown region {name!r}", code="unknown_region") from None
+
+    def close(self) -> None:
+        self.global_store.engine.dispose()
+        for r in self.regions.values():
+            r.engine.dispose()
+
+
+__all__ = [
+    "ACTIVE",
+    "DELETED",
+    "MOVING",
+    "PENDING",
+    "Directory",
+    "GlobalStore",
+    "Home",
+    "Platform",
+    "RegionStore",
+    "make_engine",
+]

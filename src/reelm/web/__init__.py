@@ -1,0 +1,1 @@
+"""The web layer: FastAPI app, thin routers, Jinja templates and static files."""

@@ -1,0 +1,71 @@
+"""The FastAPI app factory and the one error handler that shapes every error body."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from reelm import __version__
+from reelm.accounts.security import LoginRateLimiter
+from reelm.config import Settings
+from reelm.errors import RateLimited, ReelmError
+from reelm.residency.service import open_platform
+from reelm.residency.store import Platform
+from reelm.web.routers import accounts, pages
+
+HERE = Path(__file__).parent
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message}}
+
+
+def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="reelm", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json"
+    )
+    app.state.settings = settings
+    app.state.platform = platform if platform is not None else open_platform(settings)
+    app.state.login_limiter = LoginRateLimiter.from_settings(settings)
+    app.state.templates = Jinja2Templates(directory=HERE / "templates")
+
+    @app.exception_handler(ReelmError)
+    async def reelm_error(_request: Request, exc: ReelmError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return JSONResponse(
+            error_body(exc.code, exc.message), status_code=exc.status, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+        return JSONResponse(error_body("invalid_input", "; ".join(parts)), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/ping", tags=["meta"])
+    def ping() -> dict[str, str]:
+        """A bare endpoint: the ceiling that benchmarks compare against."""
+        return {"pong": "reelm"}
+
+    app.include_router(accounts.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    return app

@@ -1,0 +1,70 @@
+"""Request dependencies: the platform, settings, and the signed-in user from cookie or bearer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from reelm.accounts.security import LoginRateLimiter
+from reelm.accounts.service import CurrentUser, access_session
+from reelm.config import Settings
+from reelm.errors import Unauthorized
+from reelm.residency.store import Platform
+
+SESSION_COOKIE = "reelm_session"
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_limiter(request: Request) -> LoginRateLimiter:
+    limiter: LoginRateLimiter = request.app.state.login_limiter
+    return limiter
+
+
+def session_token(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return request.cookies.get(SESSION_COOKIE)
+
+
+def get_current_user(
+    request: Request, platform: Annotated[Platform, Depends(get_platform)]
+) -> CurrentUser:
+    token = session_token(request)
+    if not token:
+        raise Unauthorized("Log in to do that.", code="not_signed_in")
+    return access_session(platform, token)
+
+
+def get_optional_user(
+    request: Request, platform: Annotated[Platform, Depends(get_platform)]
+) -> CurrentUser | None:
+    token = session_token(request)
+    if not token:
+        return None
+    try:
+        return access_session(platform, token)
+    except Unauthorized:
+        return None
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+LimiterDep = Annotated[LoginRateLimiter, Depends(get_limiter)]
+CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
+OptionalUserDep = Annotated[CurrentUser | None, Depends(get_optional_user)]
+ClientAddress = Annotated[str, Depends(client_address)]

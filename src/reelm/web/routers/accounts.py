@@ -1,0 +1,119 @@
+"""/api/v1 accounts: sign-up, login, logout, sessions, profile."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+
+from reelm.accounts import service
+from reelm.accounts.schemas import (
+    AccountRead,
+    Login,
+    ProfileUpdate,
+    PublicProfileRead,
+    SessionRead,
+    SignedIn,
+    SignUp,
+)
+from reelm.residency.jurisdictions import all_jurisdictions
+from reelm.web.deps import (
+    SESSION_COOKIE,
+    ClientAddress,
+    CurrentUserDep,
+    LimiterDep,
+    PlatformDep,
+    SettingsDep,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+def _set_cookie(response: Response, token: str, settings: SettingsDep) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_ttl_hours * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
+    )
+
+
+@router.get("/jurisdictions")
+def list_jurisdictions() -> dict[str, str]:
+    """Every ISO 3166-1 jurisdiction a user may declare, code → name."""
+    return all_jurisdictions()
+
+
+@router.post("/accounts", status_code=status.HTTP_201_CREATED)
+def sign_up(
+    body: SignUp,
+    request: Request,
+    response: Response,
+    platform: PlatformDep,
+    settings: SettingsDep,
+    address: ClientAddress,
+) -> SignedIn:
+    signed = service.check_sign_up(
+        platform,
+        settings,
+        body,
+        client_address=address,
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    _set_cookie(response, signed.token, settings)
+    return signed
+
+
+@router.post("/sessions", status_code=status.HTTP_201_CREATED)
+def login(
+    body: Login,
+    request: Request,
+    response: Response,
+    platform: PlatformDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    address: ClientAddress,
+) -> SignedIn:
+    signed = service.check_login(
+        platform,
+        settings,
+        limiter,
+        handle=body.handle,
+        password=body.password,
+        client_address=address,
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    _set_cookie(response, signed.token, settings)
+    return signed
+
+
+@router.delete("/sessions/current", status_code=status.HTTP_204_NO_CONTENT)
+def logout(user: CurrentUserDep, platform: PlatformDep, response: Response) -> None:
+    service.do_logout(platform, user)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+@router.get("/sessions")
+def sessions(user: CurrentUserDep, platform: PlatformDep) -> list[SessionRead]:
+    return service.list_sessions(platform, user)
+
+
+@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_session(session_id: str, user: CurrentUserDep, platform: PlatformDep) -> None:
+    service.do_revoke_session(platform, user, session_id=session_id)
+
+
+@router.get("/me")
+def me(user: CurrentUserDep, platform: PlatformDep) -> AccountRead:
+    return service.get_account(platform, user)
+
+
+@router.patch("/me/profile")
+def update_profile(body: ProfileUpdate, user: CurrentUserDep, platform: PlatformDep) -> AccountRead:
+    return service.do_update_profile(platform, user, body)
+
+
+@router.get("/users/{handle}")
+def public_profile(handle: str, platform: PlatformDep) -> PublicProfileRead:
+    return service.get_public_profile(platform, handle)

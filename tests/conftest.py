@@ -1,0 +1,117 @@
+"""Shared fixtures: real databases (SQLite files, or a real PostgreSQL server started here),
+migrated by Alembic once per run, emptied after every test.
+
+REELM_TEST_DB=sqlite (default) or postgresql selects the backend; `make test` runs both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import reelm.all_models  # noqa: F401
+from reelm import migrations
+from reelm.config import Settings
+from reelm.db import GlobalModel, RegionModel
+from reelm.residency.policy import builtin_policy_text, parse_policy
+from reelm.residency.service import do_activate_policy
+from reelm.residency.store import Platform, make_engine
+from reelm.web.app import create_app
+
+BACKEND = os.environ.get("REELM_TEST_DB", "sqlite")
+REGIONS = ("us", "sg")
+
+
+def pytest_report_header() -> str:
+    return f"reelm database backend: {BACKEND}"
+
+
+@dataclass(frozen=True)
+class Urls:
+    global_url: str
+    regions: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Urls]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    if BACKEND == "sqlite":
+        root = tmp_path_factory.mktemp("db")
+        yield Urls(
+            global_url=f"sqlite:///{root / 'global.db'}",
+            regions={r: f"sqlite:///{root / f'{r}.db'}" for r in REGIONS},
+        )
+        return
+    if BACKEND != "postgresql":
+        raise pytest.UsageError(f"REELM_TEST_DB must be sqlite or postgresql, not {BACKEND!r}")
+    import pgserver
+
+    pgdata = Path(os.environ.get("REELM_TEST_PGDATA", "/tmp/reelm-test-pgdata"))
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    names = {"global": f"reelm_{worker}_global", **{r: f"reelm_{worker}_{r}" for r in REGIONS}}
+    for name in names.values():
+        server.psql(f"DROP DATABASE IF EXISTS {name};")
+        server.psql(f"CREATE DATABASE {name};")
+    yield Urls(
+        global_url=server.get_uri(names["global"]),
+        regions={r: server.get_uri(names[r]) for r in REGIONS},
+    )
+
+
+@pytest.fixture(scope="session")
+def migrated(database_urls: Urls) -> Urls:
+    migrations.upgrade(make_engine(database_urls.global_url), "global")
+    for url in database_urls.regions.values():
+        migrations.upgrade(make_engine(url), "region")
+    return database_urls
+
+
+def empty_all(platform: Platform) -> None:
+    for store in platform.regions.values():
+        with store.engine.begin() as conn:
+            for table in reversed(RegionModel.metadata.sorted_tables):
+                conn.execute(table.delete())
+        root = getattr(store.blobs, "root", None)
+        if isinstance(root, Path) and root.exists():
+            shutil.rmtree(root)
+            root.mkdir(parents=True)
+    with platform.global_store.engine.begin() as conn:
+        for table in reversed(GlobalModel.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings with a cheap argon2 cost so tests create many users quickly."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        argon2_time_cost=1,
+        argon2_memory_kib=64,
+        argon2_parallelism=1,
+    )
+
+
+@pytest.fixture
+def platform(migrated: Urls, settings: Settings) -> Iterator[Platform]:
+    policy = parse_policy(
+        builtin_policy_text("demo"), source=Path("demo.toml"), data_dir=settings.data_dir
+    )
+    p = Platform(policy=policy, global_url=migrated.global_url, region_urls=migrated.regions)
+    do_activate_policy(p, policy)
+    try:
+        yield p
+    finally:
+        empty_all(p)
+        p.close()
+
+
+@pytest.fixture
+def client(platform: Platform, settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, platform=platform)) as c:
+        yield c

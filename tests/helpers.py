@@ -1,0 +1,42 @@
+"""Plain test-data helpers (no factory framework): make_user(...), row_count(...)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import text
+
+from reelm.accounts.schemas import SignUp
+from reelm.accounts.service import check_sign_up
+from reelm.config import Settings
+from reelm.residency.store import Platform
+
+
+def make_user(
+    platform: Platform,
+    settings: Settings,
+    *,
+    handle: str = "ava",
+    jurisdiction: str = "US",
+    password: str = "correct horse battery",
+    birth_date: date = date(2000, 1, 1),
+) -> tuple[str, str, str]:
+    """Sign a user up; returns (user id, home region, session token)."""
+    signed = check_sign_up(
+        platform,
+        settings,
+        SignUp(
+            handle=handle,
+            password=password,
+            email=f"{handle}@example.org",
+            birth_date=birth_date,
+            jurisdiction=jurisdiction,
+        ),
+    )
+    return signed.account.id, signed.account.region, signed.token
+
+
+def row_count(platform: Platform, region: str, table: str, owner_id: str | None = None) -> int:
+    sql = f"SELECT count(*) FROM {table}" + (" WHERE owner_id = :o" if owner_id else "")
+    with platform.regions[region].engine.connect() as conn:
+        return int(conn.execute(text(sql), {"o": owner_id}).scalar_one())
