@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 import reelm.all_models  # noqa: F401
 from reelm import migrations
 from reelm.config import Settings
-from reelm.db import GlobalModel, RegionModel
+from reelm.db import GlobalModel, RegionModel, RegionSystemModel
 from reelm.residency.policy import builtin_policy_text, parse_policy
 from reelm.residency.service import do_activate_policy
 from reelm.residency.store import Platform, make_engine
@@ -75,7 +75,9 @@ def migrated(database_urls: Urls) -> Urls:
 def empty_all(platform: Platform) -> None:
     for store in platform.regions.values():
         with store.engine.begin() as conn:
-            for table in reversed(RegionModel.metadata.sorted_tables):
+            for table in reversed(
+                RegionModel.metadata.sorted_tables + RegionSystemModel.metadata.sorted_tables
+            ):
                 conn.execute(table.delete())
         root = getattr(store.blobs, "root", None)
         if isinstance(root, Path) and root.exists():

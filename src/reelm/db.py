@@ -69,4 +69,12 @@ class RegionModel(DeclarativeBase):
         return mapped_column(String(32), nullable=False, index=True)
 
 
+class RegionSystemModel(DeclarativeBase):
+    """Tables of a region database that belong to the region, not to a user: the audit log, the
+    carve-out journal. They share the region's database and migrations but are never moved or
+    scanned as protected rows, and hold only pseudonymous ids."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
 ID = String(32)

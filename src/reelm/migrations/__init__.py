@@ -19,8 +19,11 @@ def alembic_config(kind: Kind) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, kind: Kind, revision: str = "head") -> None:
-    """Bring one database to `revision`; idempotent."""
+def upgrade(engine: Engine, kind: Kind, revision: str = "heads") -> None:
+    """Bring one database to `revision` (every branch head by default); idempotent.
+
+    Domains add migrations on their own branches off the latest revision they need, so work on
+    separate domains never fights over one linear history."""
     cfg = alembic_config(kind)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn

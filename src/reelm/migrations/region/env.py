@@ -3,9 +3,9 @@
 from alembic import context
 
 import reelm.all_models  # noqa: F401  (fills the metadata)
-from reelm.db import RegionModel
+from reelm.db import RegionModel, RegionSystemModel
 
-target_metadata = RegionModel.metadata
+target_metadata = [RegionModel.metadata, RegionSystemModel.metadata]
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("run migrations through reelm.migrations.upgrade() or `reelm init`")
