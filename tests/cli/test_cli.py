@@ -1,0 +1,112 @@
+"""The `reelm` command as an operator uses it, on an embedded (SQLite) data folder."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, insert
+
+from reelm.accounts.models import Account
+from reelm.cli import main
+from reelm.db import utcnow
+from reelm.residency.policy import builtin_policy_text
+
+CHEAP = {
+    "REELM_ARGON2_TIME_COST": "1",
+    "REELM_ARGON2_MEMORY_KIB": "64",
+    "REELM_ARGON2_PARALLELISM": "1",
+}
+
+
+@pytest.fixture
+def run(tmp_path: Path):  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(main, ["--data-dir", str(tmp_path / "data"), *args], env=CHEAP)
+
+    return invoke
+
+
+def test_policy_check_prints_the_assignment_table(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "p.toml"
+    path.write_text(builtin_policy_text("demo"))
+    r = run("policy", "check", str(path))
+    assert r.exit_code == 0, r.output
+    assert "USDS Joint Venture LLC" in r.output
+    assert "everyone else" in r.output
+    assert "policy is valid" in r.output
+
+
+def test_policy_check_rejects_a_bad_policy_with_a_clear_message(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "bad.toml"
+    path.write_text(builtin_policy_text("demo").replace('location = "SG"', 'location = "CN"'))
+    r = run("policy", "check", str(path))
+    assert r.exit_code == 2
+    assert "never_store_in" in r.output
+    assert "Fix:" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_demo_then_scan_is_clean_and_a_planted_row_is_found(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    r = run("demo")
+    assert r.exit_code == 0, r.output
+    assert "reelm-demo-password" in r.output
+    listed = run("users", "list")
+    assert "ava" in listed.output
+    assert "yuki" in listed.output
+    clean = run("residency", "scan")
+    assert clean.exit_code == 0, clean.output
+    assert "0 violations" in clean.output
+
+    # A US user's account copied into the SG database by hand.
+    ava_id = next(
+        line.split("│")[4].strip() for line in listed.output.splitlines() if "│ ava " in line
+    )
+    engine = create_engine(f"sqlite:///{tmp_path / 'data' / 'regions' / 'sg.db'}")
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Account.__table__).values(
+                id="planted-row",
+                owner_id=ava_id,
+                handle="ava",
+                email="x@example.org",
+                password_hash="x",
+                birth_date=date(2000, 1, 1),
+                jurisdiction="US",
+                display_name="",
+                bio="",
+                is_private=False,
+                created_at=utcnow(),
+            )
+        )
+    dirty = run("residency", "scan")
+    assert dirty.exit_code == 1
+    assert "VIOLATION" in dirty.output
+    assert "planted-row" in dirty.output
+    assert "home region 'us'" in dirty.output
+    assert "1 violation" in dirty.output
+
+
+def test_demo_is_idempotent(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("demo").exit_code == 0
+    again = run("demo")
+    assert again.exit_code == 0
+    assert run("users", "list").output.count("│ ava ") == 1
+
+
+def test_demo_with_before_policy_keeps_everyone_in_sg(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("demo", "--policy", "before-2020")
+    assert r.exit_code == 0, r.output
+    listed = run("users", "list").output
+    assert "│ us " not in listed
+    assert listed.count("│ sg ") == 9
+
+
+def test_unknown_builtin_policy_is_a_clear_error(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("init", "--policy", "nonsense")
+    assert r.exit_code == 2
+    assert "No built-in policy named 'nonsense'" in r.output
