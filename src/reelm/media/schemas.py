@@ -1,0 +1,144 @@
+"""The edit a creator makes to an upload: trim, speed, look, sound, framing and cover.
+An `EditSpec` is valid on its own (pydantic); `check_against` then checks it fits the probed video."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from reelm.errors import InvalidInput
+from reelm.media.filters import FILTERS
+from reelm.media.probe import ProbeResult
+
+MIN_OUTPUT_S = 1.0
+# Probed durations are rounded by containers; a trim ending a hair past the end is the end.
+_DURATION_TOLERANCE_S = 0.05
+
+_OUR_CODES = frozenset({"unknown_filter", "invalid_trim", "too_short", "cover_out_of_range"})
+
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class OriginalSound(_Strict):
+    """Keep the video's own sound."""
+
+    kind: Literal["original"] = "original"
+
+
+class NoSound(_Strict):
+    """A silent video."""
+
+    kind: Literal["none"] = "none"
+
+
+class SongSound(_Strict):
+    """A catalog song from `offset_s` into it; `mix` is the song's share against the original.
+
+    mix=100 is the song alone, 0 the original sound alone (the song then only credits).
+    """
+
+    kind: Literal["song"] = "song"
+    song_id: str = Field(min_length=1, max_length=100)
+    offset_s: Seconds = 0.0
+    mix: int = Field(default=100, ge=0, le=100)
+
+
+Soundtrack = Annotated[OriginalSound | NoSound | SongSound, Field(discriminator="kind")]
+
+
+class EditSpec(_Strict):
+    """Times are in seconds of the uploaded video; `speed` applies after the trim.
+
+    `fit` puts a video that is not 9:16 inside the vertical frame with bars, `fill` crops it
+    to fill the frame. `cover_time_s` (default: the trim's first frame) picks the poster.
+    """
+
+    trim_start_s: Seconds = 0.0
+    trim_end_s: Seconds
+    speed: float = Field(default=1.0, ge=0.5, le=3.0)
+    filter: str | None = None
+    filter_intensity: int = Field(default=100, ge=0, le=100)
+    soundtrack: Soundtrack = Field(default_factory=OriginalSound)
+    fit: Literal["fit", "fill"] = "fit"
+    cover_time_s: Seconds | None = None
+
+    @field_validator("filter")
+    @classmethod
+    def _known_filter(cls, name: str | None) -> str | None:
+        if name is not None and name not in FILTERS:
+            raise PydanticCustomError(
+                "unknown_filter",
+                "Unknown filter '{name}'; choose one of: {names}",
+                {"name": name, "names": ", ".join(FILTERS)},
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EditSpec:
+        problem = self._problem(duration_s=None)
+        if problem is not None:
+            # The error type carries our stable code through pydantic to `parse` and the API.
+            raise PydanticCustomError(problem[0], problem[1].replace("{", "{{").replace("}", "}}"))
+        return self
+
+    @property
+    def output_duration_s(self) -> float:
+        return (self.trim_end_s - self.trim_start_s) / self.speed
+
+    @property
+    def cover_at_s(self) -> float:
+        return self.trim_start_s if self.cover_time_s is None else self.cover_time_s
+
+    def _problem(self, *, duration_s: float | None) -> tuple[str, str] | None:
+        """The first thing wrong with the times, as (code, message), or None."""
+        if self.trim_start_s >= self.trim_end_s:
+            return "invalid_trim", (
+                f"The trim must start before it ends (start {self.trim_start_s:g} s, "
+                f"end {self.trim_end_s:g} s)."
+            )
+        if self.output_duration_s < MIN_OUTPUT_S:
+            return "too_short", (
+                f"The edited video would last {self.output_duration_s:.2f} s; it must last at "
+                f"least {MIN_OUTPUT_S:g} s. Keep more of the clip or slow it down."
+            )
+        if duration_s is not None and self.trim_end_s > duration_s + _DURATION_TOLERANCE_S:
+            return "trim_out_of_range", (
+                f"The trim ends at {self.trim_end_s:g} s but the video is only "
+                f"{duration_s:.2f} s long."
+            )
+        if not self.trim_start_s <= self.cover_at_s <= self.trim_end_s:
+            return "cover_out_of_range", (
+                f"The cover must be picked inside the kept part of the video "
+                f"({self.trim_start_s:g}-{self.trim_end_s:g} s), not at {self.cover_at_s:g} s."
+            )
+        return None
+
+    def check_against(self, probe: ProbeResult) -> None:
+        """Raise `InvalidInput` unless this edit fits the probed upload."""
+        problem = self._problem(duration_s=probe.duration_s)
+        if problem is not None:
+            code, message = problem
+            raise InvalidInput(message, code=code)
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any] | str | bytes) -> EditSpec:
+        """Validate client input, turning pydantic's report into one `InvalidInput` to show."""
+        try:
+            if isinstance(data, str | bytes):
+                return cls.model_validate_json(data)
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            code = first["type"] if first["type"] in _OUR_CODES else "invalid_edit"
+            message = first["msg"].rstrip(".")
+            raise InvalidInput(
+                f"Invalid edit: {where + ': ' if where else ''}{message}.", code=code
+            ) from None
