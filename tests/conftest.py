@@ -104,7 +104,12 @@ def platform(migrated: Urls, settings: Settings) -> Iterator[Platform]:
     policy = parse_policy(
         builtin_policy_text("demo"), source=Path("demo.toml"), data_dir=settings.data_dir
     )
-    p = Platform(policy=policy, global_url=migrated.global_url, region_urls=migrated.regions)
+    p = Platform(
+        policy=policy,
+        global_url=migrated.global_url,
+        keys_dir=settings.data_dir / "keys",
+        region_urls=migrated.regions,
+    )
     do_activate_policy(p, policy)
     try:
         yield p

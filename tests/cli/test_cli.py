@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -73,9 +72,9 @@ def test_demo_then_scan_is_clean_and_a_planted_row_is_found(tmp_path: Path, run)
                 id="planted-row",
                 owner_id=ava_id,
                 handle="ava",
-                email="x@example.org",
+                email_ct=b"x",
                 password_hash="x",
-                birth_date=date(2000, 1, 1),
+                birth_date_ct=b"x",
                 jurisdiction="US",
                 display_name="",
                 bio="",

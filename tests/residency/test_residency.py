@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import string
-from datetime import date
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -134,9 +133,9 @@ def test_writing_a_us_users_row_into_sg_raises_and_changes_nothing(
                 id=uid,
                 owner_id=uid,
                 handle="ava",
-                email="a@b.co",
+                email_ct=b"x",
                 password_hash="x",
-                birth_date=date(2000, 1, 1),
+                birth_date_ct=b"x",
                 jurisdiction="US",
             )
         )
@@ -184,9 +183,9 @@ def test_row_of_unknown_owner_is_refused(platform: Platform) -> None:
                 id="x" * 32,
                 owner_id="x" * 32,
                 handle="ghost",
-                email="g@h.io",
+                email_ct=b"x",
                 password_hash="x",
-                birth_date=date(2000, 1, 1),
+                birth_date_ct=b"x",
                 jurisdiction="US",
             )
         )
@@ -202,9 +201,9 @@ def test_scan_finds_a_planted_violation(platform: Platform, settings: Settings) 
                 id="planted",
                 owner_id=uid,
                 handle="ava",
-                email="ava@example.org",
+                email_ct=b"x",
                 password_hash="x",
-                birth_date=date(2000, 1, 1),
+                birth_date_ct=b"x",
                 jurisdiction="US",
                 display_name="",
                 bio="",

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
-from sqlalchemy import Date, ForeignKey, String
+from sqlalchemy import ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reelm.db import ID, RegionModel, UTCDateTime, new_id, utcnow
 
 
 class Account(RegionModel):
-    """A user's private account record; `owner_id` is the user's id."""
+    """A user's private account record; `owner_id` is the user's id.
+
+    Sensitive fields (`*_ct`) are AES-256-GCM ciphertexts under the user's own data key
+    (residency/keys.py), so destroying that key shreds them in every copy of this database."""
 
     __tablename__ = "accounts"
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     handle: Mapped[str] = mapped_column(String(30))
-    email: Mapped[str] = mapped_column(String(320))
+    email_ct: Mapped[bytes] = mapped_column(LargeBinary)
     password_hash: Mapped[str] = mapped_column(String(200))
-    birth_date: Mapped[date] = mapped_column(Date)
+    birth_date_ct: Mapped[bytes] = mapped_column(LargeBinary)
     jurisdiction: Mapped[str] = mapped_column(String(2))
     display_name: Mapped[str] = mapped_column(String(60), default="")
     bio: Mapped[str] = mapped_column(String(300), default="")
@@ -39,5 +42,5 @@ class LoginSession(RegionModel):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    client_address: Mapped[str] = mapped_column(String(64), default="")
-    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    client_address_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    user_agent_ct: Mapped[bytes] = mapped_column(LargeBinary)

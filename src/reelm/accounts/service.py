@@ -41,7 +41,7 @@ from reelm.db import new_id, utcnow
 from reelm.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from reelm.residency.egress import egress
 from reelm.residency.models import ACTIVE, PENDING, DirectoryEntry, PublicProfile
-from reelm.residency.store import Platform
+from reelm.residency.store import Platform, RegionStore
 
 HANDLE = re.compile(r"^[a-z0-9_](?:[a-z0-9_.]{1,22})[a-z0-9_]$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -147,21 +147,24 @@ def check_sign_up(
 
     store = platform.region(region)
     try:
+        store.keys.create_data_key(user_id)
+        cipher = store.cipher(user_id)
         with store.transaction() as s:
             account = Account(
                 id=user_id,
                 owner_id=user_id,
                 handle=data.handle,
-                email=data.email,
+                email_ct=cipher.encrypt("email", data.email),
                 password_hash=password_hash,
-                birth_date=data.birth_date,
+                birth_date_ct=cipher.encrypt("birth_date", data.birth_date.isoformat()),
                 jurisdiction=data.jurisdiction.upper(),
                 display_name=data.display_name or data.handle,
             )
             s.add(account)
             s.flush()
-            token = _do_open_session(s, settings, account, region, client_address, user_agent)
+            token = _do_open_session(s, store, settings, account, client_address, user_agent)
     except BaseException:
+        store.keys.destroy_data_key(user_id)
         with platform.global_store.transaction() as g:
             g.execute(delete(DirectoryEntry).where(DirectoryEntry.user_id == user_id))
         raise
@@ -171,7 +174,7 @@ def check_sign_up(
         assert entry is not None
         entry.state = ACTIVE
         egress(g, _public_profile(account, region))
-    return SignedIn(token=token, account=_account_read(account, region))
+    return SignedIn(token=token, account=_account_read(store, account))
 
 
 def _public_profile(account: Account, region: str) -> PublicProfileRecord:
@@ -185,14 +188,15 @@ def _public_profile(account: Account, region: str) -> PublicProfileRecord:
     )
 
 
-def _account_read(account: Account, region: str) -> AccountRead:
+def _account_read(store: RegionStore, account: Account) -> AccountRead:
+    cipher = store.cipher(account.id)
     return AccountRead(
         id=account.id,
         handle=account.handle,
-        email=account.email,
-        birth_date=account.birth_date,
+        email=cipher.decrypt("email", account.email_ct),
+        birth_date=date.fromisoformat(cipher.decrypt("birth_date", account.birth_date_ct)),
         jurisdiction=account.jurisdiction,
-        region=region,
+        region=store.name,
         display_name=account.display_name,
         bio=account.bio,
         is_private=account.is_private,
@@ -202,14 +206,15 @@ def _account_read(account: Account, region: str) -> AccountRead:
 
 def _do_open_session(
     s: Session,
+    store: RegionStore,
     settings: Settings,
     account: Account,
-    region: str,
     client_address: str,
     user_agent: str,
 ) -> str:
-    token = new_session_token(region)
+    token = new_session_token(store.name)
     now = utcnow()
+    cipher = store.cipher(account.id)
     s.add(
         LoginSession(
             owner_id=account.id,
@@ -218,8 +223,8 @@ def _do_open_session(
             created_at=now,
             last_seen_at=now,
             expires_at=now + timedelta(hours=settings.session_ttl_hours),
-            client_address=client_address[:64],
-            user_agent=user_agent[:300],
+            client_address_ct=cipher.encrypt("client_address", client_address[:64]),
+            user_agent_ct=cipher.encrypt("user_agent", user_agent[:300]),
         )
     )
     return token
@@ -245,11 +250,9 @@ def check_login(
         with store.transaction() as s:
             account = s.get(Account, entry.user_id)
             if account is not None and verify_password(settings, account.password_hash, password):
-                token = _do_open_session(
-                    s, settings, account, entry.home_region, client_address, user_agent
-                )
+                token = _do_open_session(s, store, settings, account, client_address, user_agent)
                 limiter.record_success(key)
-                return SignedIn(token=token, account=_account_read(account, entry.home_region))
+                return SignedIn(token=token, account=_account_read(store, account))
     else:
         # Spend the same time as a real check so response times do not reveal which handles exist.
         verify_password(settings, _dummy_hash(settings), password)
@@ -297,7 +300,9 @@ def do_logout(platform: Platform, user: CurrentUser) -> None:
 
 
 def list_sessions(platform: Platform, user: CurrentUser) -> list[SessionRead]:
-    with platform.region(user.region).session() as s:
+    store = platform.region(user.region)
+    cipher = store.cipher(user.user_id)
+    with store.session() as s:
         rows = s.scalars(
             select(LoginSession)
             .where(LoginSession.account_id == user.user_id, LoginSession.revoked_at.is_(None))
@@ -310,8 +315,8 @@ def list_sessions(platform: Platform, user: CurrentUser) -> list[SessionRead]:
                 created_at=r.created_at,
                 last_seen_at=r.last_seen_at,
                 expires_at=r.expires_at,
-                client_address=r.client_address,
-                user_agent=r.user_agent,
+                client_address=cipher.decrypt("client_address", r.client_address_ct),
+                user_agent=cipher.decrypt("user_agent", r.user_agent_ct),
                 current=r.id == user.session_id,
             )
             for r in rows
@@ -329,15 +334,17 @@ def do_revoke_session(platform: Platform, user: CurrentUser, *, session_id: str)
 
 
 def get_account(platform: Platform, user: CurrentUser) -> AccountRead:
-    with platform.region(user.region).session() as s:
+    store = platform.region(user.region)
+    with store.session() as s:
         account = s.get(Account, user.user_id)
         if account is None:
             raise NotFound("No such account.")
-        return _account_read(account, user.region)
+        return _account_read(store, account)
 
 
 def do_update_profile(platform: Platform, user: CurrentUser, update: ProfileUpdate) -> AccountRead:
-    with platform.region(user.region).transaction() as s:
+    store = platform.region(user.region)
+    with store.transaction() as s:
         account = s.get(Account, user.user_id)
         if account is None:
             raise NotFound("No such account.")
@@ -345,7 +352,7 @@ def do_update_profile(platform: Platform, user: CurrentUser, update: ProfileUpda
             setattr(account, field, value)
         s.flush()
         public = _public_profile(account, user.region)
-        result = _account_read(account, user.region)
+        result = _account_read(store, account)
     with platform.global_store.transaction() as g:
         egress(g, public)
     return result

@@ -19,6 +19,7 @@ def open_platform(settings: Settings) -> Platform:
     return Platform(
         policy=policy,
         global_url=settings.resolved_global_database_url,
+        keys_dir=settings.data_dir / "keys",
         region_urls=settings.region_database_urls,
     )
 

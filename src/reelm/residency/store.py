@@ -21,6 +21,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from reelm.db import RegionModel
 from reelm.errors import ResidencyViolation
 from reelm.residency.blobs import BlobStore, open_blob_store
+from reelm.residency.keys import FieldCipher, KeyRing, LocalKeyRing
 from reelm.residency.models import ACTIVE, DELETED, MOVING, PENDING, DirectoryEntry
 from reelm.residency.policy import ResidencyPolicy
 
@@ -107,11 +108,18 @@ class RegionStore:
     """Everything one region holds, behind one object: the only door to protected data."""
 
     def __init__(
-        self, name: str, *, engine: Engine, blobs: BlobStore, directory: Directory
+        self,
+        name: str,
+        *,
+        engine: Engine,
+        blobs: BlobStore,
+        keys: KeyRing,
+        directory: Directory,
     ) -> None:
         self.name = name
         self.engine = engine
         self.blobs = blobs
+        self.keys = keys
         self.directory = directory
         self._sessions = sessionmaker(engine, expire_on_commit=False, info={"region": name})
         event.listen(self._sessions, "before_flush", self._check_flush)
@@ -119,6 +127,10 @@ class RegionStore:
 
     def session(self) -> Session:
         return self._sessions()
+
+    def cipher(self, owner_id: str) -> FieldCipher:
+        """Encrypts and decrypts one user's sensitive fields with their data key."""
+        return FieldCipher(self.keys, owner_id)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -200,6 +212,7 @@ class Platform:
         *,
         policy: ResidencyPolicy,
         global_url: str,
+        keys_dir: Path,
         region_urls: dict[str, str] | None = None,
     ) -> None:
         self.policy = policy
@@ -213,6 +226,7 @@ class Platform:
                 name,
                 engine=make_engine(url),
                 blobs=open_blob_store(region.blob_store),
+                keys=LocalKeyRing(keys_dir / name, region=name),
                 directory=self.directory,
             )
 

@@ -1,0 +1,188 @@
+"""Per-user data keys, wrapped by the region's key-encryption key: encryption at rest that can be
+shredded.
+
+Each user has one AES-256-GCM data key. It is stored only wrapped (AES-256-GCM under the region's
+KEK, bound to the user id and region as associated data) in the region's key store, which is kept
+apart from the region database and its backups. Destroying the wrapped key (and overwriting its
+bytes) makes every ciphertext of that user unreadable everywhere: the live database, replicas and
+any earlier copy or backup of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from reelm.errors import ReelmError
+
+NONCE = 12
+VERSION = b"\x01"
+
+
+class KeyDestroyed(ReelmError):
+    """The user's data key no longer exists: their encrypted data is unreadable, by design."""
+
+    status = 410
+    code = "key_destroyed"
+
+
+class KeyRing(Protocol):
+    """A region's key ring. `LocalKeyRing` keeps keys in files; a KMS implementation wraps data
+    keys with a KMS key (see docs/keys.md) and stores the wrapped keys the same way."""
+
+    region: str
+
+    def create_data_key(self, owner_id: str) -> bytes: ...
+    def data_key(self, owner_id: str) -> bytes: ...
+    def has_data_key(self, owner_id: str) -> bool: ...
+    def put_data_key(self, owner_id: str, key: bytes) -> None: ...
+    def destroy_data_key(self, owner_id: str) -> bool: ...
+    def owners(self) -> Iterator[str]: ...
+
+
+class LocalKeyRing:
+    """KEK in `<dir>/kek.key` (mode 0600, created on first use); wrapped data keys in
+    `<dir>/user-keys.db`, a SQLite file with secure_delete so a destroyed key's bytes are
+    overwritten in the file, and rollback journaling (no WAL copy of the page lingers)."""
+
+    def __init__(self, directory: Path, *, region: str) -> None:
+        self.region = region
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._kek = AESGCM(self._load_or_create_kek(directory / "kek.key"))
+        self._db_path = directory / "user-keys.db"
+        self._lock = threading.Lock()
+        with self._conn() as c:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS user_keys (owner_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL)"
+            )
+
+    @staticmethod
+    def _load_or_create_kek(path: Path) -> bytes:
+        if path.exists():
+            return base64.b64decode(path.read_text().strip())
+        key = AESGCM.generate_key(bit_length=256)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.b64encode(key).decode() + "\n")
+        return key
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = sqlite3.connect(self._db_path, timeout=30)
+            try:
+                conn.execute("PRAGMA secure_delete=ON")
+                conn.execute("PRAGMA journal_mode=DELETE")
+                with conn:
+                    yield conn
+            finally:
+                conn.close()
+
+    def _aad(self, owner_id: str) -> bytes:
+        return f"reelm-dek|{self.region}|{owner_id}".encode()
+
+    def _wrap(self, owner_id: str, key: bytes) -> bytes:
+        nonce = os.urandom(NONCE)
+        return VERSION + nonce + self._kek.encrypt(nonce, key, self._aad(owner_id))
+
+    def _unwrap(self, owner_id: str, wrapped: bytes) -> bytes:
+        if wrapped[:1] != VERSION:
+            raise ReelmError("unknown wrapped-key version", code="bad_wrapped_key", status=500)
+        return self._kek.decrypt(wrapped[1 : 1 + NONCE], wrapped[1 + NONCE :], self._aad(owner_id))
+
+    def create_data_key(self, owner_id: str) -> bytes:
+        key = AESGCM.generate_key(bit_length=256)
+        self.put_data_key(owner_id, key)
+        return key
+
+    def put_data_key(self, owner_id: str, key: bytes) -> None:
+        """Store a data key (a new one, or one re-wrapped here from another region's ring)."""
+        if len(key) != 32:
+            raise ValueError("a data key is 32 bytes")
+        with self._conn() as c:
+            c.execute(
+                "INSERT INTO user_keys (owner_id, wrapped) VALUES (?, ?) "
+                "ON CONFLICT(owner_id) DO UPDATE SET wrapped = excluded.wrapped",
+                (owner_id, self._wrap(owner_id, key)),
+            )
+
+    def data_key(self, owner_id: str) -> bytes:
+        with self._conn() as c:
+            row = c.execute(
+                "SELECT wrapped FROM user_keys WHERE owner_id = ?", (owner_id,)
+            ).fetchone()
+        if row is None:
+            raise KeyDestroyed(
+                f"No data key for user {owner_id} in region {self.region!r}: "
+                "their encrypted data cannot be read."
+            )
+        return self._unwrap(owner_id, row[0])
+
+    def has_data_key(self, owner_id: str) -> bool:
+        with self._conn() as c:
+            row = c.execute("SELECT 1 FROM user_keys WHERE owner_id = ?", (owner_id,)).fetchone()
+        return row is not None
+
+    def destroy_data_key(self, owner_id: str) -> bool:
+        """Shred a user's key; returns whether there was one."""
+        with self._conn() as c:
+            n = c.execute("DELETE FROM user_keys WHERE owner_id = ?", (owner_id,)).rowcount
+        return n > 0
+
+    def owners(self) -> Iterator[str]:
+        with self._conn() as c:
+            rows = c.execute("SELECT owner_id FROM user_keys ORDER BY owner_id").fetchall()
+        for (owner,) in rows:
+            yield owner
+
+
+class FieldCipher:
+    """Encrypts one user's sensitive fields with their data key; the field name and owner are
+    associated data, so a ciphertext cannot be moved to another field or user unnoticed."""
+
+    def __init__(self, keys: KeyRing, owner_id: str) -> None:
+        self.owner_id = owner_id
+        self._aead = AESGCM(keys.data_key(owner_id))
+
+    def _aad(self, field: str) -> bytes:
+        return f"reelm-field|{self.owner_id}|{field}".encode()
+
+    def encrypt(self, field: str, value: str) -> bytes:
+        nonce = os.urandom(NONCE)
+        return VERSION + nonce + self._aead.encrypt(nonce, value.encode(), self._aad(field))
+
+    def decrypt(self, field: str, blob: bytes) -> str:
+        try:
+            return self._aead.decrypt(
+                blob[1 : 1 + NONCE], blob[1 + NONCE :], self._aad(field)
+            ).decode()
+        except InvalidTag:
+            raise ReelmError(
+                f"The stored {field} of user {self.owner_id} failed its integrity check.",
+                code="ciphertext_tampered",
+                status=500,
+            ) from None
+
+    def encrypt_bytes(self, name: str, data: bytes) -> bytes:
+        nonce = os.urandom(NONCE)
+        return VERSION + nonce + self._aead.encrypt(nonce, data, self._aad(name))
+
+    def decrypt_bytes(self, name: str, blob: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(blob[1 : 1 + NONCE], blob[1 + NONCE :], self._aad(name))
+        except InvalidTag:
+            raise ReelmError(
+                f"The stored {name} of user {self.owner_id} failed its integrity check.",
+                code="ciphertext_tampered",
+                status=500,
+            ) from None
