@@ -1,0 +1,446 @@
+"""A region's audit log in its own database: batched appends, O(log n) proofs, signed checkpoints.
+
+Other code records an entry through a `RegionLog` (`region_log(settings, store)`), inside its own
+region transaction with `record(session, entry)` or in a short transaction of its own with
+`record_now(entry)`. The functions taking a session first are the storage layer under it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Insert, Table, func, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from reelm.audit.checkpoint import Signer, sign_checkpoint
+from reelm.audit.entries import Entry, pseudonym
+from reelm.audit.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    MemoryTree,
+    consistency_proof,
+    fold_range,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    range_nodes,
+)
+from reelm.audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
+from reelm.config import Settings
+from reelm.db import utcnow
+from reelm.errors import InvalidInput, NotFound, ReelmError
+from reelm.residency.store import RegionStore
+
+DEFAULT_ORIGIN = "reelm.example/{region}"
+"""The log origin (and checkpoint key name) a region's key is created with: `{region}` is the
+region name. Once the key file exists, its name is the origin."""
+
+SIGNING_KEY_FILE = "audit.key"
+PSEUDONYM_KEY_FILE = "audit-pseudonym.key"
+MAX_PAGE = 1000
+"""Most entries one read returns (HTTP pages, the CLI)."""
+
+_HEAD_ID = 1
+_ENTRIES = cast(Table, AuditEntry.__table__)
+_NODES = cast(Table, AuditNode.__table__)
+_CHECKPOINTS = cast(Table, AuditCheckpoint.__table__)
+_HEAD = cast(Table, AuditHead.__table__)
+_T = TypeVar("_T")
+
+
+class AuditLogCorrupt(ReelmError):
+    """The stored tree is missing a node it must have: the database was changed by hand."""
+
+    status = 500
+    code = "audit_log_corrupt"
+
+
+# --- storage: a session first, no commit ---------------------------------------------------
+
+
+def _insert_or_ignore(session: Session, table: Any, values: dict[str, Any]) -> Insert:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table).values(values).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).values(values).on_conflict_do_nothing()
+    raise NotImplementedError(f"the audit log does not support {dialect}")
+
+
+def _reserve(session: Session, count: int) -> int:
+    """Grow the head by `count` and return the new size, holding the lock until commit.
+
+    The UPDATE is the first statement so the lock is taken before anything is read: the row
+    lock on PostgreSQL (a second appender waits, then sees the new size), the write lock on
+    SQLite (which also begins the transaction there, so no stale snapshot is read)."""
+    head = _HEAD
+    grow = (
+        update(head)
+        .where(head.c.id == _HEAD_ID)
+        .values(size=head.c.size + count)
+        .returning(head.c.size)
+    )
+    size = session.execute(grow).scalar_one_or_none()
+    if size is None:  # a new log (or emptied tables): start from the entries actually stored
+        stored = session.scalar(select(func.coalesce(func.max(AuditEntry.idx) + 1, 0)))
+        session.execute(_insert_or_ignore(session, head, {"id": _HEAD_ID, "size": stored or 0}))
+        size = session.execute(grow).scalar_one()
+    return int(size)
+
+
+def tree_size(session: Session) -> int:
+    """The number of entries committed (or appended in this session's transaction)."""
+    size = session.scalar(select(AuditHead.size).where(AuditHead.id == _HEAD_ID))
+    return int(size or 0)
+
+
+def _read_nodes(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    wanted = sorted(set(keys))
+    found: dict[tuple[int, int], bytes] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        rows = session.execute(
+            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
+                tuple_(AuditNode.level, AuditNode.idx).in_(chunk)
+            )
+        )
+        for level, idx, value in rows:
+            found[(int(level), int(idx))] = bytes(value)
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        raise AuditLogCorrupt(
+            f"audit log tree nodes {missing[:5]} are missing: the log's tables were changed "
+            "outside reelm; run `reelm audit fsck` and investigate"
+        )
+    return found
+
+
+def append_leaves(session: Session, datas: Sequence[bytes], *, at: datetime | None = None) -> int:
+    """Append leaf data in one batch and return the first new index (the tree size before).
+
+    The new level-0 nodes and every aligned block they complete are computed in memory from the
+    batch and the O(log n) pending left siblings on the tree's right edge (one read), then
+    written with one executemany per table. Serialised per region by `_reserve`'s lock."""
+    if not datas:
+        return tree_size(session)
+    at = at or utcnow()
+    end = _reserve(session, len(datas))
+    start = end - len(datas)
+    pending = [(k, (start >> k) - 1) for k in range(start.bit_length()) if (start >> k) & 1]
+    known = _read_nodes(session, pending) if pending else {}
+    leaves = [leaf_hash(d) for d in datas]
+    session.execute(
+        insert(_ENTRIES),
+        [
+            {"idx": start + i, "leaf_hash": h, "data": d, "created_at": at}
+            for i, (h, d) in enumerate(zip(leaves, datas, strict=True))
+        ],
+    )
+    rows: list[dict[str, Any]] = []
+    level, first, hashes = 0, start, leaves
+    while hashes:
+        rows.extend({"level": level, "idx": first + i, "hash": h} for i, h in enumerate(hashes))
+        # parents of this level that the batch completes: first >> 1 (whose left child may be
+        # the pending sibling) up to the last parent with both children present
+        low, high = first >> 1, (first + len(hashes)) >> 1
+        parents = []
+        for p in range(low, high):
+            left = hashes[2 * p - first] if 2 * p >= first else known[(level, 2 * p)]
+            parents.append(node_hash(left, hashes[2 * p + 1 - first]))
+        level, first, hashes = level + 1, low, parents
+    session.execute(insert(_NODES), rows)
+    return start
+
+
+class DbHashSource:
+    """`merkle.HashSource` over the stored nodes: each range costs one indexed read of its
+    `range_nodes` (at most log2(n) rows). `prefetched` does a whole proof in one read."""
+
+    def __init__(self, session: Session, nodes: dict[tuple[int, int], bytes] | None = None):
+        self.session = session
+        self.nodes = nodes
+
+    def subtree_hash(self, start: int, end: int) -> bytes:
+        keys = range_nodes(start, end)
+        nodes = self.nodes if self.nodes is not None else _read_nodes(self.session, keys)
+        try:
+            return fold_range([nodes[k] for k in keys])
+        except KeyError:
+            raise AuditLogCorrupt(f"audit log nodes for [{start}, {end}) were not read") from None
+
+
+class _RangeRecorder:
+    """Answers with placeholders and remembers the ranges: proof walks depend only on sizes."""
+
+    def __init__(self) -> None:
+        self.keys: set[tuple[int, int]] = set()
+
+    def subtree_hash(self, start: int, end: int) -> bytes:
+        self.keys.update(range_nodes(start, end))
+        return bytes(HASH_SIZE)
+
+
+def _prefetched(session: Session, walk: Callable[[Any], _T]) -> _T:
+    recorder = _RangeRecorder()
+    walk(recorder)
+    return walk(DbHashSource(session, _read_nodes(session, recorder.keys)))
+
+
+def _check_size(session: Session, size: int) -> int:
+    current = tree_size(session)
+    if not 0 <= size <= current:
+        raise InvalidInput(
+            f"tree size {size} is outside this log (it has {current} entries)", code="bad_size"
+        )
+    return current
+
+
+def tree_root(session: Session, size: int | None = None) -> bytes:
+    """MTH of the first `size` leaves (default: all), from O(log n) stored nodes."""
+    size = tree_size(session) if size is None else size
+    _check_size(session, size)
+    if size == 0:
+        return EMPTY_ROOT
+    return DbHashSource(session).subtree_hash(0, size)
+
+
+def prove_inclusion(session: Session, index: int, size: int) -> list[bytes]:
+    _check_size(session, size)
+    if not 0 <= index < size:
+        raise InvalidInput(f"entry {index} is not in a tree of size {size}", code="bad_index")
+    return _prefetched(session, lambda source: inclusion_proof(source, index, size))
+
+
+def prove_consistency(session: Session, first: int, second: int) -> list[bytes]:
+    _check_size(session, second)
+    if not 0 < first <= second:
+        raise InvalidInput(
+            f"no consistency proof from size {first} to size {second}: need 0 < first <= second",
+            code="bad_size",
+        )
+    return _prefetched(session, lambda source: consistency_proof(source, first, second))
+
+
+def read_entries(session: Session, start: int, end: int) -> list[AuditEntry]:
+    """Entries [start, end), at most MAX_PAGE of them, in index order."""
+    if start < 0 or end < start:
+        raise InvalidInput(f"[{start}, {end}) is not a range of entries", code="bad_range")
+    end = min(end, start + MAX_PAGE)
+    return list(
+        session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.idx >= start, AuditEntry.idx < end)
+            .order_by(AuditEntry.idx)
+        )
+    )
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    return session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1))
+
+
+def sign_tree_head(session: Session, signer: Signer) -> str:
+    """Sign the current tree head and store it; the key's name is the log's origin."""
+    size = tree_size(session)
+    note = sign_checkpoint(signer.name, size, tree_root(session, size), signer)
+    session.execute(
+        _insert_or_ignore(
+            session, _CHECKPOINTS, {"size": size, "note": note, "created_at": utcnow()}
+        )
+    )
+    stored = session.scalar(select(AuditCheckpoint.note).where(AuditCheckpoint.size == size))
+    return stored or note
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+def _create_exclusively(path: Path, text: str) -> bool:
+    """Write `path` (mode 0600) atomically unless it exists; False when another writer won.
+
+    Written to a temporary file and hard-linked into place, so a concurrent reader never sees
+    half a key, and an existing key is never replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    return True
+
+
+def load_or_create_signer(path: Path, origin: str) -> Signer:
+    """The region's checkpoint key, created under the name `origin` at first use."""
+    if not path.exists():
+        _create_exclusively(path, Signer.generate(origin).key_text() + "\n")
+    return Signer.load(path)
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    if not path.exists():
+        _create_exclusively(path, secrets.token_hex(32) + "\n")
+    secret = bytes.fromhex(path.read_text(encoding="utf-8").strip())
+    if len(secret) < 32:
+        raise ReelmError(f"{path}: a pseudonym secret is 32 bytes of hex", status=500)
+    return secret
+
+
+# --- the region's log, as the rest of reelm uses it -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Proof:
+    first: int
+    second: int
+    hashes: list[bytes]
+
+
+class RegionLog:
+    """One region's audit log: its tables in the region database, its checkpoint key and its
+    pseudonym secret (both key files under `<data_dir>/keys/<region>/`)."""
+
+    def __init__(
+        self, store: RegionStore, key_dir: Path, *, origin_template: str = DEFAULT_ORIGIN
+    ) -> None:
+        self.store = store
+        self.key_dir = key_dir
+        self.origin_template = origin_template
+
+    @property
+    def region(self) -> str:
+        return self.store.name
+
+    @cached_property
+    def signer(self) -> Signer:
+        origin = self.origin_template.format(region=self.region)
+        return load_or_create_signer(self.key_dir / SIGNING_KEY_FILE, origin)
+
+    @property
+    def origin(self) -> str:
+        return self.signer.name
+
+    def vkey(self) -> str:
+        """The public verifier key an auditor needs: `<origin>+<key id>+<base64 key>`."""
+        return self.signer.verifier.vkey()
+
+    @cached_property
+    def _secret(self) -> bytes:
+        return load_or_create_secret(self.key_dir / PSEUDONYM_KEY_FILE)
+
+    def pseudonym(self, user_id: str) -> str:
+        """How `user_id` appears in this region's log: the only way entries refer to a user."""
+        return pseudonym(self._secret, self.region, user_id)
+
+    # writing
+
+    def record(self, session: Session, entry: Entry) -> int:
+        """Append `entry` inside the caller's region transaction; returns its index.
+
+        It is committed or rolled back with the caller's work, and the log stays locked for
+        other appenders until then, so keep the transaction short."""
+        return self.record_many(session, [entry])[0]
+
+    def record_many(self, session: Session, entries: Sequence[Entry]) -> list[int]:
+        at = utcnow()
+        datas = [e.model_copy(update={"time": e.time or at}).to_bytes() for e in entries]
+        start = append_leaves(session, datas, at=at)
+        return list(range(start, start + len(datas)))
+
+    def record_now(self, *entries: Entry) -> list[int]:
+        """Append in a short transaction of its own (alongside, not inside, the caller's)."""
+        with self.store.transaction() as session:
+            return self.record_many(session, entries)
+
+    # reading (own short sessions; what the CLI and the public endpoints serve)
+
+    def size(self) -> int:
+        with self.store.session() as session:
+            return tree_size(session)
+
+    def checkpoint(self, *, fresh: bool = True) -> str:
+        """The latest signed checkpoint; with `fresh`, sign one first if the tree has grown."""
+        with self.store.transaction() as session:
+            latest = latest_checkpoint(session)
+            if fresh and (latest is None or latest.size < tree_size(session)):
+                return sign_tree_head(session, self.signer)
+            if latest is None:
+                raise NotFound(f"region {self.region} has no checkpoint yet", code="no_checkpoint")
+            return latest.note
+
+    def sign_checkpoint(self) -> str:
+        """Sign and store a checkpoint of the current tree (the `reelm audit checkpoint` step)."""
+        with self.store.transaction() as session:
+            return sign_tree_head(session, self.signer)
+
+    def entries(self, start: int, end: int) -> list[AuditEntry]:
+        with self.store.session() as session:
+            return read_entries(session, start, end)
+
+    def root(self, size: int | None = None) -> bytes:
+        with self.store.session() as session:
+            return tree_root(session, size)
+
+    def inclusion(self, index: int, size: int | None = None) -> Proof:
+        with self.store.session() as session:
+            size = tree_size(session) if size is None else size
+            return Proof(index, size, prove_inclusion(session, index, size))
+
+    def consistency(self, first: int, second: int | None = None) -> Proof:
+        with self.store.session() as session:
+            second = tree_size(session) if second is None else second
+            return Proof(first, second, prove_consistency(session, first, second))
+
+    def fsck(self, *, batch: int = 10_000) -> list[str]:
+        """Recompute every stored node from the entry bytes; the problems found (none: [])."""
+        problems: list[str] = []
+        tree = MemoryTree()
+        with self.store.session() as session:
+            size = tree_size(session)
+            for start in range(0, size, batch):
+                rows = session.execute(
+                    select(AuditEntry.idx, AuditEntry.data, AuditEntry.leaf_hash)
+                    .where(AuditEntry.idx >= start, AuditEntry.idx < start + batch)
+                    .order_by(AuditEntry.idx)
+                )
+                for idx, data, stored in rows:
+                    if idx != tree.size:
+                        problems.append(f"entry {tree.size} is missing")
+                        return problems
+                    tree.append_data(bytes(data))
+                    if bytes(stored) != tree.levels[0][-1]:
+                        problems.append(f"entry {idx}: stored leaf hash is not the data's hash")
+            if tree.size != size:
+                problems.append(f"the head says {size} entries, {tree.size} are stored")
+            for level, row in enumerate(tree.levels):
+                for start in range(0, len(row), batch):
+                    stored_nodes = dict(
+                        session.execute(
+                            select(AuditNode.idx, AuditNode.hash).where(
+                                AuditNode.level == level,
+                                AuditNode.idx >= start,
+                                AuditNode.idx < start + batch,
+                            )
+                        ).tuples()
+                    )
+                    for i in range(start, min(start + batch, len(row))):
+                        if bytes(stored_nodes.get(i, b"")) != row[i]:
+                            problems.append(f"node ({level}, {i}) does not match the entries")
+        return problems
+
+
+def region_log(settings: Settings, store: RegionStore) -> RegionLog:
+    """The audit log of `store`'s region, with its keys under `<data_dir>/keys/<region>/`."""
+    return RegionLog(store, settings.data_dir / "keys" / store.name)
