@@ -36,7 +36,7 @@ test-postgresql: $(STAMP) ## the suite on a real PostgreSQL 16 server that the r
 
 .PHONY: lint
 lint: $(STAMP) ## ruff and mypy --strict on src/
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy --config-file pyproject.toml
 
 .PHONY: bench

@@ -19,7 +19,7 @@ import reelm.all_models  # noqa: F401
 from reelm import migrations
 from reelm.config import Settings
 from reelm.db import GlobalModel, RegionModel, RegionSystemModel
-from reelm.residency.policy import builtin_policy_text, parse_policy
+from reelm.residency.policy import BUILTIN_POLICIES, load_policy
 from reelm.residency.service import do_activate_policy
 from reelm.residency.store import Platform, make_engine
 from reelm.web.app import create_app
@@ -101,9 +101,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def platform(migrated: Urls, settings: Settings) -> Iterator[Platform]:
-    policy = parse_policy(
-        builtin_policy_text("demo"), source=Path("demo.toml"), data_dir=settings.data_dir
-    )
+    policy = load_policy(BUILTIN_POLICIES / "demo.toml", data_dir=settings.data_dir)
     p = Platform(
         policy=policy,
         global_url=migrated.global_url,

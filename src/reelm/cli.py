@@ -78,7 +78,7 @@ def init(ctx: click.Context, policy: str | None) -> None:
 @click.pass_context
 def demo(ctx: click.Context, policy: str | None) -> None:
     """Seed demo users in every region (idempotent)."""
-    from reelm.demo import DEMO_PASSWORD, do_seed_demo
+    from reelm.demo import DEMO_PASSWORD, DEMO_STAFF_PASSWORD, do_seed_demo, do_seed_demo_staff
     from reelm.residency.service import do_init
 
     settings = _settings(ctx)
@@ -89,6 +89,12 @@ def demo(ctx: click.Context, policy: str | None) -> None:
         table.add_row(handle, region)
     console.print(table)
     console.print(f"Demo password for every demo user: [bold]{DEMO_PASSWORD}[/bold]")
+    for handle, operator, secret in do_seed_demo_staff(platform, settings):
+        console.print(
+            f"Demo staff [bold]{handle}[/bold] (operator {operator}), password "
+            f"{DEMO_STAFF_PASSWORD}, TOTP secret {secret}",
+            highlight=False,
+        )
     platform.close()
 
 
@@ -180,6 +186,30 @@ def residency_scan(ctx: click.Context) -> None:
     platform.close()
     if n:
         sys.exit(1)
+
+
+@main.group()
+def staff() -> None:
+    """Staff accounts of the operators (separate from users; TOTP second factor)."""
+
+
+@staff.command("add")
+@click.argument("handle")
+@click.option("--operator", required=True, help="Operator key from the policy, e.g. usds.")
+@click.password_option(help="At least 12 characters.")
+@click.pass_context
+def staff_add(ctx: click.Context, handle: str, operator: str, password: str) -> None:
+    """Create a staff member and print the TOTP provisioning URI (shown once)."""
+    from reelm.residency.service import open_platform
+    from reelm.staff.service import do_add_staff
+
+    platform = open_platform(_settings(ctx))
+    staff_id, uri = do_add_staff(
+        platform, _settings(ctx), handle=handle, operator=operator, password=password
+    )
+    console.print(f"staff member {handle} ({staff_id}) of operator {operator}")
+    console.print(f"add this to an authenticator app: {uri}", highlight=False)
+    platform.close()
 
 
 @main.group()

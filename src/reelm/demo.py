@@ -13,6 +13,8 @@ from reelm.residency.models import DirectoryEntry
 from reelm.residency.store import Platform
 
 DEMO_PASSWORD = "reelm-demo-password"
+DEMO_STAFF_PASSWORD = "reelm-staff-demo-password"
+DEMO_STAFF: list[tuple[str, str]] = [("us-alice", "usds"), ("sg-bob", "global")]
 DEMO_USERS: list[tuple[str, str, str, str]] = [
     # handle, jurisdiction, display name, bio
     ("ava", "US", "Ava Johnson", "Skate clips from Portland."),
@@ -54,4 +56,23 @@ def do_seed_demo(platform: Platform, settings: Settings) -> list[tuple[str, str]
             out.append((handle, signed.account.region))
         else:
             out.append((handle, entry.home_region))
+    return out
+
+
+def do_seed_demo_staff(platform: Platform, settings: Settings) -> list[tuple[str, str, str]]:
+    """Create one staff member per demo operator; returns (handle, operator, TOTP secret)."""
+    from reelm.staff.models import StaffMember
+    from reelm.staff.service import do_add_staff, totp_secret
+
+    out = []
+    for handle, operator in DEMO_STAFF:
+        if operator not in platform.policy.operators:
+            continue
+        with platform.global_store.session() as g:
+            exists = g.scalar(select(StaffMember.id).where(StaffMember.handle == handle))
+        if exists is None:
+            do_add_staff(
+                platform, settings, handle=handle, operator=operator, password=DEMO_STAFF_PASSWORD
+            )
+        out.append((handle, operator, totp_secret(platform, settings, handle)))
     return out

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, insert
 from reelm.accounts.models import Account
 from reelm.cli import main
 from reelm.db import utcnow
-from reelm.residency.policy import builtin_policy_text
+from reelm.residency.policy import BUILTIN_POLICIES, builtin_policy_text
 
 CHEAP = {
     "REELM_ARGON2_TIME_COST": "1",
@@ -33,6 +33,7 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_policy_check_prints_the_assignment_table(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "p.toml"
     path.write_text(builtin_policy_text("demo"))
+    (tmp_path / "staff-access.cedar").write_text((BUILTIN_POLICIES / "staff-access.cedar").read_text())
     r = run("policy", "check", str(path))
     assert r.exit_code == 0, r.output
     assert "USDS Joint Venture LLC" in r.output
@@ -109,3 +110,16 @@ def test_unknown_builtin_policy_is_a_clear_error(run) -> None:  # type: ignore[n
     r = run("init", "--policy", "nonsense")
     assert r.exit_code == 2
     assert "No built-in policy named 'nonsense'" in r.output
+
+
+def test_policy_check_rejects_a_bad_staff_access_file(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "p.toml"
+    path.write_text(builtin_policy_text("demo"))
+    (tmp_path / "staff-access.cedar").write_text(
+        'permit (principal is Staff, action, resource) when { principal.shoe_size > 3 };'
+    )
+    r = run("policy", "check", str(path))
+    assert r.exit_code == 2
+    assert "staff-access.cedar" in r.output
+    assert "staff_access.policies" in r.output
+    assert "Fix:" in r.output

@@ -6,12 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from reelm.residency.policy import PolicyError, builtin_policy_text, load_policy, parse_policy
+from reelm.residency.policy import (
+    BUILTIN_POLICIES,
+    PolicyError,
+    builtin_policy_text,
+    load_policy,
+    parse_policy,
+)
 
 DEMO = builtin_policy_text("demo")
 
 
 def load(text: str, tmp_path: Path) -> object:
+    (tmp_path / "staff-access.cedar").write_text(
+        (BUILTIN_POLICIES / "staff-access.cedar").read_text()
+    )
     path = tmp_path / "policy.toml"
     path.write_text(text)
     return load_policy(path)

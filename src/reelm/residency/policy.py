@@ -93,7 +93,12 @@ def load_policy(path: Path, *, data_dir: Path | None = None) -> ResidencyPolicy:
             f"{path}: the policy file does not exist. Fix: run `reelm init`, or point "
             "REELM_POLICY_FILE at your policy."
         ) from None
-    return parse_policy(text, source=path, data_dir=data_dir)
+    policy = parse_policy(text, source=path, data_dir=data_dir)
+    if policy.staff_access_file is not None:
+        from reelm.staff.access import load_staff_policies  # validates the Cedar file at load
+
+        load_staff_policies(policy.staff_access_file)
+    return policy
 
 
 def parse_policy(text: str, *, source: Path, data_dir: Path | None = None) -> ResidencyPolicy:

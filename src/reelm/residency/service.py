@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -9,7 +10,12 @@ from sqlalchemy import select, update
 from reelm import migrations
 from reelm.config import Settings
 from reelm.residency.models import PolicyVersion
-from reelm.residency.policy import ResidencyPolicy, builtin_policy_text, load_policy
+from reelm.residency.policy import (
+    BUILTIN_POLICIES,
+    ResidencyPolicy,
+    builtin_policy_text,
+    load_policy,
+)
 from reelm.residency.store import Platform
 
 
@@ -33,15 +39,21 @@ def write_policy_file(
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     if policy is None:
-        text = builtin_policy_text("demo")
+        source = BUILTIN_POLICIES / "demo.toml"
     elif Path(policy).is_file():
-        text = Path(policy).read_text(encoding="utf-8")
+        source = Path(policy)
     else:
-        text = builtin_policy_text(policy)
+        builtin_policy_text(policy)  # a clear error for an unknown name
+        source = BUILTIN_POLICIES / f"{policy}.toml"
+    text = source.read_text(encoding="utf-8")
     # validate before writing so a bad policy never becomes the deployment's policy
-    from reelm.residency.policy import parse_policy
-
-    parse_policy(text, source=Path(policy or "demo.toml"), data_dir=settings.data_dir)
+    parsed = load_policy(source, data_dir=settings.data_dir)
+    if parsed.staff_access_file is not None:
+        # the Cedar file travels with the policy, beside it
+        relative = os.path.relpath(parsed.staff_access_file, source.parent.resolve())
+        (target.parent / relative).write_text(
+            parsed.staff_access_file.read_text(encoding="utf-8"), encoding="utf-8"
+        )
     target.write_text(text, encoding="utf-8")
     return target
 

@@ -17,7 +17,7 @@ from reelm.config import Settings
 from reelm.errors import RateLimited, ReelmError
 from reelm.residency.service import open_platform
 from reelm.residency.store import Platform
-from reelm.web.routers import accounts, pages
+from reelm.web.routers import accounts, pages, staff
 
 HERE = Path(__file__).parent
 
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         return {"pong": "reelm"}
 
     app.include_router(accounts.router)
+    app.include_router(staff.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
