@@ -7,11 +7,11 @@ region transaction with `record(session, entry)` or in a short transaction of it
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +35,13 @@ from reelm.audit.merkle import (
     range_nodes,
 )
 from reelm.audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
+from reelm.audit.schemas import (
+    ConsistencyProofRead,
+    EntriesPage,
+    EntryRead,
+    InclusionProofRead,
+    b64,
+)
 from reelm.config import Settings
 from reelm.db import utcnow
 from reelm.errors import InvalidInput, NotFound, ReelmError
@@ -301,13 +308,6 @@ def load_or_create_secret(path: Path) -> bytes:
 # --- the region's log, as the rest of reelm uses it -----------------------------------------
 
 
-@dataclass(frozen=True)
-class Proof:
-    first: int
-    second: int
-    hashes: list[bytes]
-
-
 class RegionLog:
     """One region's audit log: its tables in the region database, its checkpoint key and its
     pseudonym secret (both key files under `<data_dir>/keys/<region>/`)."""
@@ -393,15 +393,48 @@ class RegionLog:
         with self.store.session() as session:
             return tree_root(session, size)
 
-    def inclusion(self, index: int, size: int | None = None) -> Proof:
+    def entries_page(self, start: int = 0, end: int | None = None) -> EntriesPage:
+        """Entries [start, end) (default: to the end), at most MAX_PAGE; `end` says where it
+        stopped."""
+        with self.store.session() as session:
+            size = tree_size(session)
+            rows = read_entries(session, start, size if end is None else min(end, size))
+        return EntriesPage(
+            start=start,
+            end=start + len(rows),
+            size=size,
+            entries=[
+                EntryRead(
+                    index=row.idx,
+                    data=b64(row.data),
+                    leaf_hash=b64(row.leaf_hash),
+                    entry=_parsed(row.data),
+                )
+                for row in rows
+            ],
+        )
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProofRead:
+        """Proof that entry `index` is in the tree of `size` entries (default: all of them)."""
         with self.store.session() as session:
             size = tree_size(session) if size is None else size
-            return Proof(index, size, prove_inclusion(session, index, size))
+            proof = prove_inclusion(session, index, size)
+            root = tree_root(session, size)
+        return InclusionProofRead(index=index, size=size, root=b64(root), proof=_b64s(proof))
 
-    def consistency(self, first: int, second: int | None = None) -> Proof:
+    def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProofRead:
+        """Proof that the tree of `second` entries (default: all) extends the one of `first`."""
         with self.store.session() as session:
             second = tree_size(session) if second is None else second
-            return Proof(first, second, prove_consistency(session, first, second))
+            proof = prove_consistency(session, first, second)
+            roots = tree_root(session, first), tree_root(session, second)
+        return ConsistencyProofRead(
+            first=first,
+            second=second,
+            first_root=b64(roots[0]),
+            second_root=b64(roots[1]),
+            proof=_b64s(proof),
+        )
 
     def fsck(self, *, batch: int = 10_000) -> list[str]:
         """Recompute every stored node from the entry bytes; the problems found (none: [])."""
@@ -426,19 +459,32 @@ class RegionLog:
                 problems.append(f"the head says {size} entries, {tree.size} are stored")
             for level, row in enumerate(tree.levels):
                 for start in range(0, len(row), batch):
-                    stored_nodes = dict(
-                        session.execute(
+                    stored_nodes = {
+                        int(i): bytes(h)
+                        for i, h in session.execute(
                             select(AuditNode.idx, AuditNode.hash).where(
                                 AuditNode.level == level,
                                 AuditNode.idx >= start,
                                 AuditNode.idx < start + batch,
                             )
-                        ).tuples()
-                    )
+                        )
+                    }
                     for i in range(start, min(start + batch, len(row))):
-                        if bytes(stored_nodes.get(i, b"")) != row[i]:
+                        if stored_nodes.get(i) != row[i]:
                             problems.append(f"node ({level}, {i}) does not match the entries")
         return problems
+
+
+def _b64s(hashes: Sequence[bytes]) -> list[str]:
+    return [b64(h) for h in hashes]
+
+
+def _parsed(data: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def region_log(settings: Settings, store: RegionStore) -> RegionLog:
