@@ -233,5 +233,9 @@ def users_list(ctx: click.Context) -> None:
     platform.close()
 
 
+from reelm.audit.cli import audit  # noqa: E402  (after the core commands, like a plugin)
+
+main.add_command(audit)
+
 if __name__ == "__main__":
     main()

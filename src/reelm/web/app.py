@@ -17,7 +17,7 @@ from reelm.config import Settings
 from reelm.errors import RateLimited, ReelmError
 from reelm.residency.service import open_platform
 from reelm.residency.store import Platform
-from reelm.web.routers import accounts, pages, staff
+from reelm.web.routers import accounts, audit, pages, staff
 
 HERE = Path(__file__).parent
 
@@ -68,5 +68,6 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.include_router(accounts.router)
     app.include_router(staff.router)
     app.include_router(pages.router)
+    app.include_router(audit.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
