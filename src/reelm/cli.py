@@ -213,6 +213,25 @@ def staff_add(ctx: click.Context, handle: str, operator: str, password: str) -> 
 
 
 @main.group()
+def accounts() -> None:
+    """Account maintenance."""
+
+
+@accounts.command("purge-deleted")
+@click.pass_context
+def accounts_purge(ctx: click.Context) -> None:
+    """Hard-delete accounts whose 30-day grace period is over (and destroy their keys)."""
+    from reelm.accounts.rights import do_purge_due_deletions
+    from reelm.residency.service import open_platform
+
+    settings = _settings(ctx)
+    platform = open_platform(settings)
+    purged = do_purge_due_deletions(platform, settings)
+    console.print(f"purged {len(purged)} account{'s' if len(purged) != 1 else ''}")
+    platform.close()
+
+
+@main.group()
 def users() -> None:
     """Users (public Directory data only)."""
 

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(
         default=300, ge=1, description="Length of the login rate-limit window, in seconds."
     )
+    export_link_ttl_seconds: int = Field(
+        default=3600, ge=60, description="How long a download-my-data link stays valid, in seconds."
+    )
     host: str = Field(default="127.0.0.1", description="Address `reelm serve` listens on.")
     port: int = Field(default=8000, description="Port `reelm serve` listens on.")
     cookie_secure: bool = Field(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
-from helpers import make_user
 
+from helpers import make_user
 from reelm.audit.entries import StaffAccess, parse_entry
 from reelm.audit.log import region_log
 from reelm.config import Settings
@@ -16,10 +16,14 @@ from reelm.staff.service import do_add_staff, totp_secret
 PASSWORD = "staff password 123"
 
 
-def staff_token(client: TestClient, platform: Platform, settings: Settings, handle: str, operator: str) -> str:
+def staff_token(
+    client: TestClient, platform: Platform, settings: Settings, handle: str, operator: str
+) -> str:
     do_add_staff(platform, settings, handle=handle, operator=operator, password=PASSWORD)
     code = pyotp.TOTP(totp_secret(platform, settings, handle)).now()
-    r = client.post("/staff/api/v1/sessions", json={"handle": handle, "password": PASSWORD, "totp": code})
+    r = client.post(
+        "/staff/api/v1/sessions", json={"handle": handle, "password": PASSWORD, "totp": code}
+    )
     assert r.status_code == 201, r.text
     return str(r.json()["token"])
 
@@ -40,12 +44,26 @@ def world(client: TestClient, platform: Platform, settings: Settings) -> dict[st
     make_user(platform, settings, handle="mei", jurisdiction="SG")
     us = staff_token(client, platform, settings, "us-alice", "usds")
     sg = staff_token(client, platform, settings, "sg-bob", "global")
-    us_ticket = client.post("/staff/api/v1/tickets", headers=h(us), json={"region": "us", "purpose": "support"}).json()["id"]
-    sg_ticket_for_us = client.post("/staff/api/v1/tickets", headers=h(sg), json={"region": "us", "purpose": "support"}).json()["id"]
-    sg_ticket = client.post("/staff/api/v1/tickets", headers=h(sg), json={"region": "sg", "purpose": "safety"}).json()["id"]
-    us_ticket_for_sg = client.post("/staff/api/v1/tickets", headers=h(us), json={"region": "sg", "purpose": "support"}).json()["id"]
-    return {"us": us, "sg": sg, "us_ticket": us_ticket, "sg_ticket_for_us": sg_ticket_for_us,
-            "sg_ticket": sg_ticket, "us_ticket_for_sg": us_ticket_for_sg}
+    us_ticket = client.post(
+        "/staff/api/v1/tickets", headers=h(us), json={"region": "us", "purpose": "support"}
+    ).json()["id"]
+    sg_ticket_for_us = client.post(
+        "/staff/api/v1/tickets", headers=h(sg), json={"region": "us", "purpose": "support"}
+    ).json()["id"]
+    sg_ticket = client.post(
+        "/staff/api/v1/tickets", headers=h(sg), json={"region": "sg", "purpose": "safety"}
+    ).json()["id"]
+    us_ticket_for_sg = client.post(
+        "/staff/api/v1/tickets", headers=h(us), json={"region": "sg", "purpose": "support"}
+    ).json()["id"]
+    return {
+        "us": us,
+        "sg": sg,
+        "us_ticket": us_ticket,
+        "sg_ticket_for_us": sg_ticket_for_us,
+        "sg_ticket": sg_ticket,
+        "us_ticket_for_sg": us_ticket_for_sg,
+    }
 
 
 MATRIX = [
@@ -64,8 +82,16 @@ MATRIX = [
 
 @pytest.mark.parametrize(("who", "user", "ticket", "purpose", "status", "policies"), MATRIX)
 def test_staff_access_matrix_is_enforced_and_every_decision_is_logged(
-    client: TestClient, platform: Platform, settings: Settings, world: dict[str, str],
-    who: str, user: str, ticket: str | None, purpose: str, status: int, policies: list[str],
+    client: TestClient,
+    platform: Platform,
+    settings: Settings,
+    world: dict[str, str],
+    who: str,
+    user: str,
+    ticket: str | None,
+    purpose: str,
+    status: int,
+    policies: list[str],
 ) -> None:
     region = "us" if user == "ava" else "sg"
     before = len(logged(platform, settings, region))
@@ -88,33 +114,63 @@ def test_staff_access_matrix_is_enforced_and_every_decision_is_logged(
         assert "example.org" not in r.text
 
 
-def test_closed_ticket_no_longer_opens_anything(client: TestClient, platform: Platform, settings: Settings, world: dict[str, str]) -> None:
+def test_closed_ticket_no_longer_opens_anything(
+    client: TestClient, platform: Platform, settings: Settings, world: dict[str, str]
+) -> None:
     params = {"purpose": "support", "ticket": world["us_ticket"]}
-    assert client.get("/staff/api/v1/users/ava/sessions", headers=h(world["us"]), params=params).status_code == 200
+    assert (
+        client.get(
+            "/staff/api/v1/users/ava/sessions", headers=h(world["us"]), params=params
+        ).status_code
+        == 200
+    )
     client.post(f"/staff/api/v1/tickets/{world['us_ticket']}/close", headers=h(world["us"]))
-    assert client.get("/staff/api/v1/users/ava/sessions", headers=h(world["us"]), params=params).status_code == 403
+    assert (
+        client.get(
+            "/staff/api/v1/users/ava/sessions", headers=h(world["us"]), params=params
+        ).status_code
+        == 403
+    )
 
 
-def test_audit_entries_hold_no_personal_data(client: TestClient, platform: Platform, settings: Settings, world: dict[str, str]) -> None:
-    client.get("/staff/api/v1/users/ava/account", headers=h(world["us"]), params={"purpose": "support", "ticket": world["us_ticket"]})
+def test_audit_entries_hold_no_personal_data(
+    client: TestClient, platform: Platform, settings: Settings, world: dict[str, str]
+) -> None:
+    client.get(
+        "/staff/api/v1/users/ava/account",
+        headers=h(world["us"]),
+        params={"purpose": "support", "ticket": world["us_ticket"]},
+    )
     log = region_log(settings, platform.regions["us"])
     raw = b"".join(bytes(e.data) for e in log.entries(0, log.size()))
     assert b"ava" not in raw
     assert b"example.org" not in raw
 
 
-def test_staff_login_needs_the_second_factor(client: TestClient, platform: Platform, settings: Settings) -> None:
+def test_staff_login_needs_the_second_factor(
+    client: TestClient, platform: Platform, settings: Settings
+) -> None:
     do_add_staff(platform, settings, handle="us-carol", operator="usds", password=PASSWORD)
-    r = client.post("/staff/api/v1/sessions", json={"handle": "us-carol", "password": PASSWORD, "totp": "000000"})
+    r = client.post(
+        "/staff/api/v1/sessions",
+        json={"handle": "us-carol", "password": PASSWORD, "totp": "000000"},
+    )
     assert r.status_code == 401
     good = pyotp.TOTP(totp_secret(platform, settings, "us-carol")).now()
-    r = client.post("/staff/api/v1/sessions", json={"handle": "us-carol", "password": "wrong password!", "totp": good})
+    r = client.post(
+        "/staff/api/v1/sessions",
+        json={"handle": "us-carol", "password": "wrong password!", "totp": good},
+    )
     assert r.status_code == 401
 
 
-def test_a_user_session_cannot_use_the_staff_api(client: TestClient, platform: Platform, settings: Settings) -> None:
+def test_a_user_session_cannot_use_the_staff_api(
+    client: TestClient, platform: Platform, settings: Settings
+) -> None:
     _, _, token = make_user(platform, settings, handle="ava", jurisdiction="US")
-    r = client.get("/staff/api/v1/users/ava/account", headers=h(token), params={"purpose": "support"})
+    r = client.get(
+        "/staff/api/v1/users/ava/account", headers=h(token), params={"purpose": "support"}
+    )
     assert r.status_code == 401
 
 

@@ -28,6 +28,9 @@ class Account(RegionModel):
     bio: Mapped[str] = mapped_column(String(300), default="")
     is_private: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the user asks to delete their account: after this moment the account is purged
+    # (rows, blobs, data key). Until then the user can log in and cancel.
+    deletion_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class LoginSession(RegionModel):
@@ -44,3 +47,18 @@ class LoginSession(RegionModel):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     client_address_ct: Mapped[bytes] = mapped_column(LargeBinary)
     user_agent_ct: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DataExportJob(RegionModel):
+    """A download-my-data archive, built in the user's region; its ZIP is a blob of the user."""
+
+    __tablename__ = "data_exports"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    state: Mapped[str] = mapped_column(String(16), default="building")  # building, ready, failed
+    progress: Mapped[int] = mapped_column(default=0)  # percent
+    blob_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    size_bytes: Mapped[int] = mapped_column(default=0)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -51,6 +51,7 @@ class AccountRead(BaseModel):
     bio: str
     is_private: bool
     created_at: datetime
+    deletion_due_at: datetime | None = None
 
 
 class SessionRead(BaseModel):

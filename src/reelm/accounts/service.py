@@ -201,6 +201,7 @@ def _account_read(store: RegionStore, account: Account) -> AccountRead:
         bio=account.bio,
         is_private=account.is_private,
         created_at=account.created_at,
+        deletion_due_at=account.deletion_due_at,
     )
 
 

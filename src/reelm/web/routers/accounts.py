@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Any
 
-from reelm.accounts import service
+from fastapi import APIRouter, BackgroundTasks, Request, Response, status
+
+from reelm.accounts import rights, service
 from reelm.accounts.schemas import (
     AccountRead,
     Login,
@@ -117,3 +119,69 @@ def update_profile(body: ProfileUpdate, user: CurrentUserDep, platform: Platform
 @router.get("/users/{handle}")
 def public_profile(handle: str, platform: PlatformDep) -> PublicProfileRead:
     return service.get_public_profile(platform, handle)
+
+
+@router.post("/me/exports", status_code=status.HTTP_202_ACCEPTED)
+def request_export(
+    user: CurrentUserDep, platform: PlatformDep, settings: SettingsDep, tasks: BackgroundTasks
+) -> dict[str, str]:
+    """Start building a ZIP of everything stored about you, in your region."""
+    export_id = rights.do_request_export(platform, settings, user)
+    tasks.add_task(
+        rights.do_build_export, platform, settings, user_id=user.user_id, export_id=export_id
+    )
+    return {"id": export_id}
+
+
+@router.get("/me/exports/{export_id}")
+def export_status(
+    export_id: str, user: CurrentUserDep, platform: PlatformDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Progress of an export; when ready, an expiring download link."""
+    return rights.export_status(platform, settings, user, export_id)
+
+
+@router.get("/exports/{region}/{user_id}/{export_id}")
+def download_export(
+    region: str,
+    user_id: str,
+    export_id: str,
+    expires: int,
+    sig: str,
+    platform: PlatformDep,
+    settings: SettingsDep,
+) -> Response:
+    data = rights.access_export_download(
+        platform,
+        settings,
+        region=region,
+        user_id=user_id,
+        export_id=export_id,
+        expires=expires,
+        sig=sig,
+    )
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="reelm-data-{export_id}.zip"'},
+    )
+
+
+@router.post("/me/deletion")
+def schedule_deletion(
+    user: CurrentUserDep, platform: PlatformDep, settings: SettingsDep
+) -> dict[str, str]:
+    """Delete my account after a 30-day grace period (cancel any time before)."""
+    due = rights.do_schedule_deletion(platform, settings, user)
+    return {"deletion_due_at": due.isoformat()}
+
+
+@router.delete("/me/deletion", status_code=status.HTTP_204_NO_CONTENT)
+def cancel_deletion(user: CurrentUserDep, platform: PlatformDep, settings: SettingsDep) -> None:
+    rights.do_cancel_deletion(platform, settings, user)
+
+
+@router.get("/me/transparency")
+def my_transparency(user: CurrentUserDep, platform: PlatformDep) -> dict[str, Any]:
+    """Each category of data kept about you, where it lives and why."""
+    return rights.transparency(platform, user.region)

@@ -1,0 +1,360 @@
+"""Users' data rights: download my data, account deletion, and where each kind of data lives.
+
+Both the export and the purge walk `RegionModel.metadata` by `owner_id`, like the scanner and the
+carve-out, so a new table is exported and deleted without new code here. Encrypted columns
+(`<field>_ct`) are decrypted for the export with the field name as associated data; blobs whose key
+ends in `.enc` are decrypted with the blob key as the name.
+
+Purge order (each step idempotent, so a crash is finished by the next run): the Directory entry
+turns `deleted` (no login, no writes) → every row and blob of the user in the home region goes →
+the data key is destroyed → the log records completion and key destruction → the Directory entry
+and the public profile go.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from reelm.accounts.models import Account, DataExportJob
+from reelm.accounts.service import CurrentUser
+from reelm.audit.entries import AccountDeletion, DataExport, KeyDestruction
+from reelm.audit.log import region_log
+from reelm.config import Settings
+from reelm.db import RegionModel, utcnow
+from reelm.errors import Forbidden, NotFound
+from reelm.residency.jurisdictions import country_name
+from reelm.residency.keys import KeyDestroyed
+from reelm.residency.models import DELETED, DirectoryEntry
+from reelm.residency.store import Platform, RegionStore
+
+GRACE = timedelta(days=30)
+EXPORT_KEEP = timedelta(days=7)
+Progress = Callable[[int], None]
+
+
+# download my data
+
+
+def do_request_export(platform: Platform, settings: Settings, user: CurrentUser) -> str:
+    store = platform.region(user.region)
+    with store.transaction() as s:
+        job = DataExportJob(owner_id=user.user_id, expires_at=utcnow() + EXPORT_KEEP)
+        s.add(job)
+        s.flush()
+        export_id = job.id
+    log = region_log(settings, store)
+    log.record_now(
+        DataExport(subject=log.pseudonym(user.user_id), export_id=export_id, event="requested")
+    )
+    return export_id
+
+
+def _jsonable(cipher: Any, column: str, value: Any) -> tuple[str, Any]:
+    if column.endswith("_ct") and isinstance(value, bytes):
+        field = column[: -len("_ct")]
+        try:
+            return field, cipher.decrypt(field, value)
+        except Exception:
+            return field, None
+    if column == "password_hash":
+        return column, "(argon2id hash; the password itself is never stored)"
+    if isinstance(value, bytes):
+        return column, base64.b64encode(value).decode()
+    if isinstance(value, datetime | date):
+        return column, value.isoformat()
+    return column, value
+
+
+def build_archive(store: RegionStore, user_id: str, *, progress: Progress | None = None) -> bytes:
+    """A ZIP of everything `store` holds about `user_id`: one JSON file per table, and media."""
+    cipher = store.cipher(user_id)
+    tables = RegionModel.metadata.sorted_tables
+    blob_keys = [k for k in store.blobs.keys(f"{user_id}/") if "/exports/" not in k]
+    steps = len(tables) + len(blob_keys)
+    buf = io.BytesIO()
+    done = 0
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z, store.engine.connect() as conn:
+        index: dict[str, int] = {}
+        for table in tables:
+            rows = [
+                dict(_jsonable(cipher, k, v) for k, v in row._mapping.items())
+                for row in conn.execute(select(table).where(table.c.owner_id == user_id))
+            ]
+            index[table.name] = len(rows)
+            z.writestr(f"data/{table.name}.json", json.dumps(rows, indent=2, ensure_ascii=False))
+            done += 1
+            if progress:
+                progress(int(100 * done / steps))
+        for key in blob_keys:
+            data = store.blobs.read_bytes(key)
+            name = key.split("/", 1)[1]
+            if key.endswith(".enc"):
+                data = cipher.decrypt_bytes(key, data)
+                name = name[: -len(".enc")]
+            z.writestr(f"media/{name}", data)
+            done += 1
+            if progress:
+                progress(int(100 * done / steps))
+        z.writestr(
+            "README.txt",
+            (
+                "Everything reelm stores about you in region "
+                f"{store.name!r}, as of {utcnow().isoformat()}.\n"
+                "data/<table>.json: your records, decrypted; media/: your files.\n"
+                f"Records per table: {json.dumps(index)}\n"
+            ),
+        )
+    return buf.getvalue()
+
+
+def do_build_export(
+    platform: Platform, settings: Settings, *, user_id: str, export_id: str
+) -> None:
+    """Build the archive in the user's region (a task: ids in, commits its own progress)."""
+    with platform.global_store.session() as g:
+        entry = g.get(DirectoryEntry, user_id)
+    if entry is None:
+        raise NotFound("No such user.")
+    store = platform.region(entry.home_region)
+
+    def progress(percent: int) -> None:
+        with store.transaction() as s:
+            job = s.get(DataExportJob, export_id)
+            if job is not None:
+                job.progress = min(percent, 99)
+
+    archive = build_archive(store, user_id, progress=progress)
+    key = f"{user_id}/exports/{export_id}.zip.enc"
+    store.blobs.put_bytes(key, store.cipher(user_id).encrypt_bytes(key, archive))
+    digest = hashlib.sha256(archive).hexdigest()
+    with store.transaction() as s:
+        job = s.get(DataExportJob, export_id)
+        if job is None:
+            raise NotFound("No such export.")
+        job.state, job.progress, job.blob_key = "ready", 100, key
+        job.size_bytes, job.sha256 = len(archive), digest
+    log = region_log(settings, store)
+    log.record_now(
+        DataExport(
+            subject=log.pseudonym(user_id),
+            export_id=export_id,
+            event="ready",
+            archive_sha256=digest,
+        )
+    )
+
+
+def _link_signature(
+    settings: Settings, region: str, user_id: str, export_id: str, expires: int
+) -> str:
+    msg = f"export|{region}|{user_id}|{export_id}|{expires}".encode()
+    return hmac.new(settings.secret_key.encode(), msg, hashlib.sha256).hexdigest()
+
+
+def export_status(
+    platform: Platform, settings: Settings, user: CurrentUser, export_id: str
+) -> dict[str, Any]:
+    with platform.region(user.region).session() as s:
+        job = s.get(DataExportJob, export_id)
+        if job is None or job.owner_id != user.user_id:
+            raise NotFound("No such export.", code="export_not_found")
+        out: dict[str, Any] = {
+            "id": job.id,
+            "state": job.state,
+            "progress": job.progress,
+            "size_bytes": job.size_bytes,
+            "sha256": job.sha256,
+        }
+        if job.state == "ready":
+            expires = int(
+                (utcnow() + timedelta(seconds=settings.export_link_ttl_seconds)).timestamp()
+            )
+            sig = _link_signature(settings, user.region, user.user_id, job.id, expires)
+            out["download_url"] = (
+                f"/api/v1/exports/{user.region}/{user.user_id}/{job.id}?expires={expires}&sig={sig}"
+            )
+            out["link_expires_at"] = datetime.fromtimestamp(expires).astimezone().isoformat()
+        return out
+
+
+def access_export_download(
+    platform: Platform,
+    settings: Settings,
+    *,
+    region: str,
+    user_id: str,
+    export_id: str,
+    expires: int,
+    sig: str,
+) -> bytes:
+    """The archive behind an expiring signed link (the link is the capability)."""
+    good = _link_signature(settings, region, user_id, export_id, expires)
+    if not hmac.compare_digest(good, sig):
+        raise Forbidden("This download link is not valid.", code="bad_link")
+    if expires < utcnow().timestamp():
+        raise Forbidden("This download link has expired; ask for a new one.", code="link_expired")
+    store = platform.region(region)
+    with store.session() as s:
+        job = s.get(DataExportJob, export_id)
+        if job is None or job.owner_id != user_id or job.blob_key is None:
+            raise NotFound("No such export.", code="export_not_found")
+        key = job.blob_key
+    data = store.cipher(user_id).decrypt_bytes(key, store.blobs.read_bytes(key))
+    log = region_log(settings, store)
+    log.record_now(
+        DataExport(
+            subject=log.pseudonym(user_id),
+            export_id=export_id,
+            event="downloaded",
+            archive_sha256=hashlib.sha256(data).hexdigest(),
+        )
+    )
+    return data
+
+
+# account deletion
+
+
+def do_schedule_deletion(platform: Platform, settings: Settings, user: CurrentUser) -> datetime:
+    store = platform.region(user.region)
+    due = utcnow() + GRACE
+    with store.transaction() as s:
+        account = s.get(Account, user.user_id)
+        if account is None:
+            raise NotFound("No such account.")
+        if account.deletion_due_at is not None:
+            return account.deletion_due_at
+        account.deletion_due_at = due
+    log = region_log(settings, store)
+    log.record_now(
+        AccountDeletion(subject=log.pseudonym(user.user_id), event="scheduled", effective_at=due)
+    )
+    return due
+
+
+def do_cancel_deletion(platform: Platform, settings: Settings, user: CurrentUser) -> None:
+    store = platform.region(user.region)
+    with store.transaction() as s:
+        account = s.get(Account, user.user_id)
+        if account is None or account.deletion_due_at is None:
+            raise NotFound("No deletion is scheduled.", code="no_deletion")
+        account.deletion_due_at = None
+    log = region_log(settings, store)
+    log.record_now(AccountDeletion(subject=log.pseudonym(user.user_id), event="cancelled"))
+
+
+def do_purge_user(platform: Platform, settings: Settings, *, user_id: str) -> None:
+    """Hard-delete one user now (the grace period is the caller's business)."""
+    with platform.global_store.transaction() as g:
+        entry = g.get(DirectoryEntry, user_id)
+        if entry is None:
+            return
+        entry.state = DELETED
+        region = entry.home_region
+    store = platform.region(region)
+    with store.engine.begin() as conn:
+        for table in reversed(RegionModel.metadata.sorted_tables):
+            conn.execute(delete(table).where(table.c.owner_id == user_id))
+    for key in list(store.blobs.keys(f"{user_id}/")):
+        store.blobs.delete(key)
+    try:
+        digest = hashlib.sha256(store.keys.data_key(user_id)).hexdigest()
+    except KeyDestroyed:
+        digest = None
+    log = region_log(settings, store)
+    subject = log.pseudonym(user_id)
+    if digest is not None:
+        store.keys.destroy_data_key(user_id)
+        log.record_now(
+            AccountDeletion(subject=subject, event="completed"),
+            KeyDestruction(subject=subject, key_digest=digest, reason="account_deletion"),
+        )
+    with platform.global_store.transaction() as g:
+        g.execute(delete(DirectoryEntry).where(DirectoryEntry.user_id == user_id))
+
+
+def do_purge_due_deletions(
+    platform: Platform, settings: Settings, *, now: datetime | None = None
+) -> list[str]:
+    """Purge every account whose grace period is over, and finish purges a crash interrupted."""
+    now = now or utcnow()
+    due: list[str] = []
+    for store in platform.regions.values():
+        with store.session() as s:
+            due += list(s.scalars(select(Account.id).where(Account.deletion_due_at <= now)))
+    with platform.global_store.session() as g:
+        due += list(
+            g.scalars(select(DirectoryEntry.user_id).where(DirectoryEntry.state == DELETED))
+        )
+    for user_id in dict.fromkeys(due):
+        do_purge_user(platform, settings, user_id=user_id)
+    return list(dict.fromkeys(due))
+
+
+# transparency
+
+CATEGORIES: list[tuple[str, str, str]] = [
+    (
+        "Account",
+        "email, phone, birth date, password hash, settings",
+        "to let you log in, keep you safe and meet age rules; email and birth date are encrypted with "
+        "your own key",
+    ),
+    (
+        "Sessions and devices",
+        "IP address, browser or device",
+        "to keep you logged in and let you see and revoke sessions; encrypted with your own key",
+    ),
+    (
+        "Uploads and drafts",
+        "raw video files, unpublished edits",
+        "to make your videos; encrypted with your own key until you publish",
+    ),
+    (
+        "Activity",
+        "watch time, likes, follows, shares, searches, 'not interested'",
+        "to rank your For You feed; the model learns only from your region's records",
+    ),
+    ("Comments", "the comments you write", "the source stays here; the text you publish is public"),
+]
+
+
+def transparency(platform: Platform, region: str) -> dict[str, Any]:
+    """What is kept, where it lives (region, operator, country) and why."""
+    pol = platform.policy
+    r = pol.regions[region]
+    op = pol.operators[r.operator]
+    where = {
+        "region": region,
+        "operator": op.name,
+        "operator_country": country_name(op.country),
+        "location": country_name(r.location),
+    }
+    return {
+        "region": where,
+        "categories": [
+            {"category": c, "includes": inc, "why": why, **where} for c, inc, why in CATEGORIES
+        ]
+        + [
+            {
+                "category": "Public profile and published videos",
+                "includes": "handle, display name, bio, avatar, videos you publish, counts",
+                "why": "you chose to publish them; they are public and may be cached anywhere",
+                "region": "global catalog",
+                "operator": "all operators",
+                "operator_country": "-",
+                "location": "replicated to every region",
+            }
+        ],
+        "never_stored_in": sorted(country_name(c) for c in pol.never_store_in),
+    }
