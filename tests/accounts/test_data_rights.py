@@ -168,3 +168,13 @@ def test_transparency_names_region_operator_and_country(client: TestClient) -> N
     assert t["never_stored_in"] == ["China"]
     t2 = client.get("/api/v1/me/transparency", headers=h(sg)).json()
     assert t2["region"]["location"] == "Singapore"
+
+
+def test_transparency_page_for_a_signed_in_user(client: TestClient) -> None:
+    sign_up(client, "ava")  # the client keeps the session cookie
+    page = client.get("/transparency")
+    assert page.status_code == 200
+    assert "USDS Joint Venture LLC" in page.text
+    assert "region\n     <strong>us</strong>" in page.text or "<strong>us</strong>" in page.text
+    assert "Sessions and devices" in page.text
+    assert "China" in page.text
