@@ -16,6 +16,7 @@ from typing import NoReturn
 import click
 import httpx
 from rich.console import Console
+from rich.markup import escape
 
 from reelm.audit.checkpoint import CheckpointError, Signer, Verifier
 from reelm.audit.log import DEFAULT_ORIGIN, MAX_PAGE, RegionLog, region_log
@@ -31,12 +32,12 @@ from reelm.audit.witness import Witness, WitnessRefused
 from reelm.config import Settings
 from reelm.errors import InvalidInput
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _settings(ctx: click.Context, data_dir: Path | None = None) -> Settings:
     settings: Settings = ctx.obj["settings"]
-    return settings if data_dir is None else settings.model_copy(update={"data_dir": data_dir})
+    return settings if data_dir is None else Settings(data_dir=data_dir)
 
 
 @contextmanager
@@ -54,7 +55,7 @@ def _region_log(
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]FAILED:[/bold red] {message}")
+    err.print(f"[bold red]FAILED:[/bold red] {escape(message)}")
     sys.exit(1)
 
 
@@ -158,7 +159,7 @@ def fsck_cmd(ctx: click.Context, region: str) -> None:
         problems = log.fsck()
         size = log.size()
     for problem in problems:
-        err.print(f"[red]{problem}[/red]")
+        err.print(f"[red]{escape(problem)}[/red]")
     if problems:
         _fail(f"region {region}'s audit log has {len(problems)} problem(s)")
     err.print(f"[green]ok[/green]: {size} entries and every stored node match")
@@ -208,10 +209,11 @@ def verify_cmd(
             _fail(f"{exc}\nthe state file {state} was left unchanged.")
     old = f"size {result.old.size}" if result.old is not None else "nothing (first run)"
     kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.kinds.items())) or "none"
-    err.print(
-        f"[bold green]VERIFIED[/bold green] {verifier.name}: from {old} to size {result.new.size}; "
+    summary = (
+        f"{verifier.name}: from {old} to size {result.new.size}; "
         f"{result.entries} new entries included ({kinds}); state written to {state}"
     )
+    err.print(f"[bold green]VERIFIED[/bold green] {escape(summary)}")
 
 
 @audit.command("witness")
@@ -268,7 +270,9 @@ def witness_cmd(
     except (WitnessRefused, VerificationFailed) as exc:
         _fail(f"{exc}\nthe witness state {state} was left unchanged.")
     click.echo(cosigned, nl=False)
-    err.print(f"[bold green]COSIGNED[/bold green] {witness.log.name} by {witness.signer.name}")
+    err.print(
+        f"[bold green]COSIGNED[/bold green] {escape(witness.log.name)} by {escape(witness.signer.name)}"
+    )
 
 
 def _fetch_for_witness(url: str, old_size: int) -> tuple[str, list[bytes]]:
