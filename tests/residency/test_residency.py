@@ -263,3 +263,30 @@ def test_public_profile_holds_no_protected_field(platform: Platform, settings: S
     make_user(platform, settings, handle="ava", jurisdiction="US")
     columns = {c.name for c in PublicProfile.__table__.columns}
     assert not columns & {"email", "birth_date", "password_hash", "jurisdiction", "client_address"}
+
+
+def test_a_policy_change_is_recorded_as_active_and_in_every_regions_audit_log(
+    platform: Platform, settings: Settings
+) -> None:
+    from reelm.audit.entries import PolicyChange, parse_entry
+    from reelm.audit.log import region_log
+    from reelm.residency.policy import BUILTIN_POLICIES, load_policy
+    from reelm.residency.service import active_policy_hash, do_activate_policy
+
+    first = platform.policy.content_hash
+    assert active_policy_hash(platform) == first
+    before = load_policy(BUILTIN_POLICIES / "before-2020.toml", data_dir=settings.data_dir)
+    assert do_activate_policy(platform, before) is True
+    assert do_activate_policy(platform, before) is False  # unchanged: nothing recorded
+    assert active_policy_hash(platform) == before.content_hash
+    for region in ("us", "sg"):
+        log = region_log(settings, platform.regions[region])
+        changes = [
+            e
+            for e in (parse_entry(bytes(r.data)) for r in log.entries(0, log.size()))
+            if isinstance(e, PolicyChange)
+        ]
+        assert [(c.content_hash, c.previous_hash) for c in changes][-1] == (
+            before.content_hash,
+            first,
+        )

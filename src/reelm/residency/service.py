@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -64,12 +65,21 @@ def do_migrate(platform: Platform) -> None:
         migrations.upgrade(store.engine, "region")
 
 
-def do_activate_policy(platform: Platform, policy: ResidencyPolicy) -> bool:
-    """Record `policy` as the active one; returns True when it changed."""
+def do_activate_policy(
+    platform: Platform, policy: ResidencyPolicy, *, actor: str = "reelm-init"
+) -> bool:
+    """Record `policy` as the active one; returns True when it changed.
+
+    A change is appended to every region's audit log (`policy_change`, with both content hashes),
+    so an auditor sees which policy governed each stretch of the log."""
+    from reelm.audit.entries import PolicyChange
+    from reelm.audit.log import RegionLog
+
     with platform.global_store.transaction() as g:
         active = g.scalar(select(PolicyVersion).where(PolicyVersion.active.is_(True)))
         if active is not None and active.content_hash == policy.content_hash:
             return False
+        previous = active.content_hash if active is not None else None
         g.execute(update(PolicyVersion).values(active=False))
         row = g.get(PolicyVersion, policy.content_hash)
         if row is None:
@@ -83,7 +93,18 @@ def do_activate_policy(platform: Platform, policy: ResidencyPolicy) -> bool:
             )
         else:
             row.active = True
-        return True
+    label = re.sub(r"[^A-Za-z0-9._:/+#-]", "-", policy.version)[:128] or "unnamed"
+    for store in platform.regions.values():
+        RegionLog(store, platform.keys_dir / store.name).record_now(
+            PolicyChange(
+                policy="residency",
+                version=label,
+                content_hash=policy.content_hash,
+                previous_hash=previous,
+                actor=actor,
+            )
+        )
+    return True
 
 
 def active_policy_hash(platform: Platform) -> str | None:

@@ -216,6 +216,7 @@ class Platform:
         region_urls: dict[str, str] | None = None,
     ) -> None:
         self.policy = policy
+        self.keys_dir = keys_dir
         self.global_store = GlobalStore(make_engine(global_url))
         self.directory = Directory(self.global_store.engine)
         overrides = region_urls or {}
