@@ -5,16 +5,29 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import text
 
 from reelm.audit.entries import StaffAccess
 from reelm.audit.log import RegionLog, region_log
 from reelm.config import Settings
 from reelm.residency.store import Platform
 
+AUDIT_TABLES = ("audit_entries", "audit_nodes", "audit_checkpoints", "audit_head")
+
+
+def empty_log(log: RegionLog) -> None:
+    with log.store.engine.begin() as conn:
+        for table in AUDIT_TABLES:
+            conn.execute(text(f"DELETE FROM {table}"))
+
 
 @pytest.fixture
 def us_log(platform: Platform, settings: Settings) -> RegionLog:
-    return region_log(settings, platform.region("us"))
+    """The `us` region's log, emptied of the policy change the `platform` fixture logged, so
+    positions in these tests are absolute."""
+    log = region_log(settings, platform.region("us"))
+    empty_log(log)
+    return log
 
 
 MakeAccess = Callable[[int], StaffAccess]

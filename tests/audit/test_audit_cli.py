@@ -74,6 +74,12 @@ def ok(result: Result) -> str:
     return result.stdout
 
 
+def clear(log: RegionLog) -> None:
+    with log.store.engine.begin() as conn:
+        for table in ("audit_entries", "audit_nodes", "audit_checkpoints", "audit_head"):
+            conn.execute(text(f"DELETE FROM {table}"))
+
+
 def fill(log: RegionLog, make_access: MakeAccess, start: int, count: int) -> None:
     log.record_now(*[make_access(i) for i in range(start, start + count)])
 
@@ -210,6 +216,7 @@ def test_witness_cosigns_a_consistent_log_and_refuses_a_fork_and_a_rollback(
 
     # a second log under the same key with other entries: the `sg` database, signed as us
     fork = RegionLog(platform.region("sg"), us_log.key_dir)
+    clear(fork)
     fork.record_now(*[make_access(1000 + i) for i in range(14)])
     fork_note = tmp_path / "fork.checkpoint"
     fork_note.write_text(fork.sign_checkpoint())
@@ -222,13 +229,10 @@ def test_witness_cosigns_a_consistent_log_and_refuses_a_fork_and_a_rollback(
     assert "size 11 root" in r.stderr
     assert verify_note(state.read_text(), Verifier.from_vkey(vkey)).size == 11
 
-    small = RegionLog(platform.region("sg"), us_log.key_dir)
-    with small.store.engine.begin() as conn:
-        for table in ("audit_entries", "audit_nodes", "audit_checkpoints", "audit_head"):
-            conn.execute(text(f"DELETE FROM {table}"))
-    small.record_now(*[make_access(i) for i in range(3)])
+    clear(fork)
+    fork.record_now(*[make_access(i) for i in range(3)])
     rollback = tmp_path / "rollback.checkpoint"
-    rollback.write_text(small.sign_checkpoint())
+    rollback.write_text(fork.sign_checkpoint())
     r = run(*witness, "--checkpoint", str(rollback))
     assert r.exit_code == 1
     assert "REFUSED (rollback)" in r.stderr

@@ -13,11 +13,11 @@ import secrets
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Insert, Table, func, insert, select, tuple_, update
+from sqlalchemy import Insert, Table, TextClause, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -110,25 +110,65 @@ def tree_size(session: Session) -> int:
     return int(size or 0)
 
 
+@lru_cache(maxsize=64)
+def _nodes_query(terms: int) -> TextClause:
+    """`SELECT ... WHERE (level = :l0 AND idx = :i0) OR ...` with `terms` pairs, built once:
+    one index probe per pair on SQLite, which answers a row-value IN list with a full scan."""
+    pairs = " OR ".join(f"(level = :l{i} AND idx = :i{i})" for i in range(terms))
+    return text(f"SELECT level, idx, hash FROM audit_nodes WHERE {pairs}")
+
+
+_PG_NODES_QUERY = text(
+    "SELECT n.level, n.idx, n.hash FROM audit_nodes AS n JOIN unnest("
+    "CAST(:levels AS smallint[]), CAST(:idxs AS bigint[])) AS k(level, idx) "
+    "ON n.level = k.level AND n.idx = k.idx"
+)
+"""PostgreSQL: the keys as two arrays, so every read is one prepared plan of index probes."""
+
+
 def _read_nodes(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The stored hashes of `keys` in one read (per 64 keys on SQLite; a proof needs one)."""
     wanted = sorted(set(keys))
     found: dict[tuple[int, int], bytes] = {}
-    for i in range(0, len(wanted), 500):
-        chunk = wanted[i : i + 500]
-        rows = session.execute(
-            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
-                tuple_(AuditNode.level, AuditNode.idx).in_(chunk)
-            )
-        )
-        for level, idx, value in rows:
+    if session.get_bind().dialect.name == "postgresql":
+        params: dict[str, Any] = {"levels": [k[0] for k in wanted], "idxs": [k[1] for k in wanted]}
+        for level, idx, value in session.execute(_PG_NODES_QUERY, params):
             found[(int(level), int(idx))] = bytes(value)
-    missing = [k for k in wanted if k not in found]
+    else:
+        for start in range(0, len(wanted), 64):
+            chunk = wanted[start : start + 64]
+            terms = 8 * -(-len(chunk) // 8)  # padded to a multiple of 8 with a key never stored
+            padded = chunk + [(-1, -1)] * (terms - len(chunk))
+            params = {}
+            for i, (level, idx) in enumerate(padded):
+                params[f"l{i}"], params[f"i{i}"] = level, idx
+            for level, idx, value in session.execute(_nodes_query(terms), params):
+                found[(int(level), int(idx))] = bytes(value)
+    missing = [key for key in wanted if key not in found]
     if missing:
         raise AuditLogCorrupt(
             f"audit log tree nodes {missing[:5]} are missing: the log's tables were changed "
             "outside reelm; run `reelm audit fsck` and investigate"
         )
     return found
+
+
+def _insert_many(
+    session: Session, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Bulk-insert plain tuples without per-row statement or type processing (most of an
+    append's cost through SQLAlchemy): COPY on PostgreSQL, one executemany on SQLite. Values
+    must already be in the driver's types."""
+    connection = session.connection()
+    names = ", ".join(table.c[name].name for name in columns)
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" for _ in columns)
+    connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
 
 
 def append_leaves(session: Session, datas: Sequence[bytes], *, at: datetime | None = None) -> int:
@@ -139,23 +179,24 @@ def append_leaves(session: Session, datas: Sequence[bytes], *, at: datetime | No
     written with one executemany per table. Serialised per region by `_reserve`'s lock."""
     if not datas:
         return tree_size(session)
-    at = at or utcnow()
     end = _reserve(session, len(datas))
     start = end - len(datas)
     pending = [(k, (start >> k) - 1) for k in range(start.bit_length()) if (start >> k) & 1]
     known = _read_nodes(session, pending) if pending else {}
     leaves = [leaf_hash(d) for d in datas]
-    session.execute(
-        insert(_ENTRIES),
-        [
-            {"idx": start + i, "leaf_hash": h, "data": d, "created_at": at}
-            for i, (h, d) in enumerate(zip(leaves, datas, strict=True))
-        ],
+    dialect = session.get_bind().dialect
+    to_db = _ENTRIES.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+    created = to_db(at or utcnow()) if to_db else at or utcnow()
+    _insert_many(
+        session,
+        _ENTRIES,
+        ("idx", "leaf_hash", "data", "created_at"),
+        [(start + i, h, d, created) for i, (h, d) in enumerate(zip(leaves, datas, strict=True))],
     )
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[int, int, bytes]] = []
     level, first, hashes = 0, start, leaves
     while hashes:
-        rows.extend({"level": level, "idx": first + i, "hash": h} for i, h in enumerate(hashes))
+        rows.extend((level, first + i, h) for i, h in enumerate(hashes))
         # parents of this level that the batch completes: first >> 1 (whose left child may be
         # the pending sibling) up to the last parent with both children present
         low, high = first >> 1, (first + len(hashes)) >> 1
@@ -164,7 +205,7 @@ def append_leaves(session: Session, datas: Sequence[bytes], *, at: datetime | No
             left = hashes[2 * p - first] if 2 * p >= first else known[(level, 2 * p)]
             parents.append(node_hash(left, hashes[2 * p + 1 - first]))
         level, first, hashes = level + 1, low, parents
-    session.execute(insert(_NODES), rows)
+    _insert_many(session, _NODES, ("level", "idx", "hash"), rows)
     return start
 
 
@@ -220,21 +261,34 @@ def tree_root(session: Session, size: int | None = None) -> bytes:
     return DbHashSource(session).subtree_hash(0, size)
 
 
-def prove_inclusion(session: Session, index: int, size: int) -> list[bytes]:
+def prove_inclusion(session: Session, index: int, size: int) -> tuple[list[bytes], bytes]:
+    """PATH(index, D[0:size]) and the root it leads to, from one read of the stored nodes."""
     _check_size(session, size)
     if not 0 <= index < size:
         raise InvalidInput(f"entry {index} is not in a tree of size {size}", code="bad_index")
-    return _prefetched(session, lambda source: inclusion_proof(source, index, size))
+    return _prefetched(
+        session, lambda source: (inclusion_proof(source, index, size), source.subtree_hash(0, size))
+    )
 
 
-def prove_consistency(session: Session, first: int, second: int) -> list[bytes]:
+def prove_consistency(
+    session: Session, first: int, second: int
+) -> tuple[list[bytes], bytes, bytes]:
+    """PROOF(first, D[0:second]) and the two roots it links, from one read of the stored nodes."""
     _check_size(session, second)
     if not 0 < first <= second:
         raise InvalidInput(
             f"no consistency proof from size {first} to size {second}: need 0 < first <= second",
             code="bad_size",
         )
-    return _prefetched(session, lambda source: consistency_proof(source, first, second))
+    return _prefetched(
+        session,
+        lambda source: (
+            consistency_proof(source, first, second),
+            source.subtree_hash(0, first),
+            source.subtree_hash(0, second),
+        ),
+    )
 
 
 def read_entries(session: Session, start: int, end: int) -> list[AuditEntry]:
@@ -418,16 +472,14 @@ class RegionLog:
         """Proof that entry `index` is in the tree of `size` entries (default: all of them)."""
         with self.store.session() as session:
             size = tree_size(session) if size is None else size
-            proof = prove_inclusion(session, index, size)
-            root = tree_root(session, size)
+            proof, root = prove_inclusion(session, index, size)
         return InclusionProofRead(index=index, size=size, root=b64(root), proof=_b64s(proof))
 
     def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProofRead:
         """Proof that the tree of `second` entries (default: all) extends the one of `first`."""
         with self.store.session() as session:
             second = tree_size(session) if second is None else second
-            proof = prove_consistency(session, first, second)
-            roots = tree_root(session, first), tree_root(session, second)
+            proof, *roots = prove_consistency(session, first, second)
         return ConsistencyProofRead(
             first=first,
             second=second,
