@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     export_link_ttl_seconds: int = Field(
         default=3600, ge=60, description="How long a download-my-data link stays valid, in seconds."
     )
+    audit_origin: str = Field(
+        default="reelm.example/{region}",
+        description="Origin line of each region's audit-log checkpoints (the log's name, and the "
+        "name of its signing key); `{region}` is replaced by the region name. Fixed when the "
+        "region's key is created.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `reelm serve` listens on.")
     port: int = Field(default=8000, description="Port `reelm serve` listens on.")
     cookie_secure: bool = Field(

@@ -33,7 +33,9 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_policy_check_prints_the_assignment_table(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "p.toml"
     path.write_text(builtin_policy_text("demo"))
-    (tmp_path / "staff-access.cedar").write_text((BUILTIN_POLICIES / "staff-access.cedar").read_text())
+    (tmp_path / "staff-access.cedar").write_text(
+        (BUILTIN_POLICIES / "staff-access.cedar").read_text()
+    )
     r = run("policy", "check", str(path))
     assert r.exit_code == 0, r.output
     assert "USDS Joint Venture LLC" in r.output
@@ -116,10 +118,20 @@ def test_policy_check_rejects_a_bad_staff_access_file(tmp_path: Path, run) -> No
     path = tmp_path / "p.toml"
     path.write_text(builtin_policy_text("demo"))
     (tmp_path / "staff-access.cedar").write_text(
-        'permit (principal is Staff, action, resource) when { principal.shoe_size > 3 };'
+        "permit (principal is Staff, action, resource) when { principal.shoe_size > 3 };"
     )
     r = run("policy", "check", str(path))
     assert r.exit_code == 2
     assert "staff-access.cedar" in r.output
     assert "staff_access.policies" in r.output
     assert "Fix:" in r.output
+
+
+def test_init_creates_each_regions_audit_key_and_logs_the_policy(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("init").exit_code == 0
+    for region in ("us", "sg"):
+        key = run("audit", "key", "--region", region)
+        assert key.exit_code == 0, key.output
+        assert key.output.strip().startswith(f"reelm.example/{region}+")
+        entries = run("audit", "entries", "--region", region)
+        assert "policy_change" in entries.output

@@ -541,4 +541,6 @@ def _parsed(data: bytes) -> dict[str, Any] | None:
 
 def region_log(settings: Settings, store: RegionStore) -> RegionLog:
     """The audit log of `store`'s region, with its keys under `<data_dir>/keys/<region>/`."""
-    return RegionLog(store, settings.data_dir / "keys" / store.name)
+    return RegionLog(
+        store, settings.data_dir / "keys" / store.name, origin_template=settings.audit_origin
+    )

@@ -118,6 +118,10 @@ def do_init(settings: Settings, *, policy: str | None = None) -> Platform:
     write_policy_file(settings, policy=policy)
     platform = open_platform(settings)
     do_migrate(platform)
+    from reelm.audit.log import region_log
+
+    for store in platform.regions.values():
+        region_log(settings, store).vkey()  # the checkpoint key exists from the start
     do_activate_policy(platform, platform.policy)
     return platform
 
