@@ -30,7 +30,8 @@ class ReelmGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ReelmError as e:
-            err_console.print(f"[red]error:[/red] {e.message}", highlight=False)
+            # plain text, never re-wrapped: operators grep and copy these messages
+            click.echo(f"error: {e.message}", err=True)
             sys.exit(2)
 
 
@@ -177,7 +178,7 @@ def residency_scan(ctx: click.Context) -> None:
 
         report = do_scan(platform, progress=step)
     for v in report.violations or []:
-        console.print(f"[red]VIOLATION[/red] {v.describe()}", highlight=False)
+        console.print(f"[red]VIOLATION[/red] {v.describe()}", highlight=False, soft_wrap=True)
     n = len(report.violations or [])
     console.print(
         f"scanned {report.rows} protected rows in {report.tables} tables across "
