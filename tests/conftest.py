@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 import reelm.all_models  # noqa: F401
@@ -96,6 +100,7 @@ def settings(tmp_path: Path) -> Settings:
         argon2_time_cost=1,
         argon2_memory_kib=64,
         argon2_parallelism=1,
+        jobs_immediate=True,
     )
 
 
@@ -120,3 +125,26 @@ def platform(migrated: Urls, settings: Settings) -> Iterator[Platform]:
 def client(platform: Platform, settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings, platform=platform)) as c:
         yield c
+
+
+@pytest.fixture
+def live_url(platform: Platform, settings: Settings) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port, in a thread."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, platform=platform), log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -102,9 +102,12 @@ def demo(ctx: click.Context, policy: str | None) -> None:
 @main.command()
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
+@click.option("--no-workers", is_flag=True, help="Do not start the region job workers.")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, no_workers: bool) -> None:
     """Serve reelm over HTTP (initialising the data folder when needed)."""
+    import subprocess
+
     import uvicorn
 
     from reelm.residency.service import do_init
@@ -114,8 +117,76 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     platform = do_init(settings)
     app = create_app(settings, platform=platform)
     h, p = host or settings.host, port or settings.port
-    console.print(f"reelm serving at http://{h}:{p}")
-    uvicorn.run(app, host=h, port=p, log_level="info")
+    workers = (
+        []
+        if no_workers or settings.jobs_immediate
+        else [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "reelm.cli",
+                    "--data-dir",
+                    str(settings.data_dir),
+                    "worker",
+                    "--region",
+                    name,
+                ]
+            )
+            for name in platform.regions
+        ]
+    )
+    console.print(f"reelm serving at http://{h}:{p} ({len(workers)} region worker(s))")
+    try:
+        uvicorn.run(app, host=h, port=p, log_level="info")
+    finally:
+        for w in workers:
+            w.terminate()
+
+
+@main.command()
+@click.option("--region", "regions", multiple=True, help="Region(s) to work for (default: all).")
+@click.option("--workers", type=int, default=1, help="Jobs run at once per region.")
+@click.pass_context
+def worker(ctx: click.Context, regions: tuple[str, ...], workers: int) -> None:
+    """Run a region's job worker (transcodes). Unfinished jobs are requeued at start."""
+    import logging
+
+    from reelm.media.service import requeue_unfinished
+    from reelm.media.tasks import bind, task_for
+    from reelm.residency.service import open_platform
+
+    settings = _settings(ctx)
+    platform = open_platform(settings)
+    bind(platform, settings)
+    names = list(regions) or list(platform.regions)
+    if len(names) != 1:
+        import subprocess
+
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "reelm.cli",
+                    "--data-dir",
+                    str(settings.data_dir),
+                    "worker",
+                    "--region",
+                    n,
+                    "--workers",
+                    str(workers),
+                ]
+            )
+            for n in names
+        ]
+        sys.exit(max(p.wait() for p in procs))
+    region = names[0]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    huey = task_for(platform, settings, region).huey
+    requeued = requeue_unfinished(platform, settings, region)
+    console.print(f"worker for region {region}: {len(requeued)} unfinished job(s) requeued")
+    huey.create_consumer(workers=workers, worker_type="thread", check_worker_health=True).run()
 
 
 @main.group()
@@ -229,6 +300,95 @@ def accounts_purge(ctx: click.Context) -> None:
     platform = open_platform(settings)
     purged = do_purge_due_deletions(platform, settings)
     console.print(f"purged {len(purged)} account{'s' if len(purged) != 1 else ''}")
+    platform.close()
+
+
+@main.group()
+def sounds() -> None:
+    """The song catalog (non-personal; every song's file is copied to every region)."""
+
+
+@sounds.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--title", required=True)
+@click.option("--artist", required=True)
+@click.option("--genre", default="")
+@click.option("--bpm", type=int, default=None, help="Tempo, if known.")
+@click.option(
+    "--territories",
+    default="*",
+    show_default=True,
+    help="Where the song is licensed: ISO country codes (US,CA) or * for worldwide.",
+)
+@click.pass_context
+def sounds_import(
+    ctx: click.Context,
+    file: Path,
+    title: str,
+    artist: str,
+    genre: str,
+    bpm: int | None,
+    territories: str,
+) -> None:
+    """Import an audio file (MP3, M4A, FLAC, WAV, Ogg; 5 s to 10 min) into the catalog."""
+    from reelm.residency.service import open_platform
+    from reelm.sounds.service import do_import_song
+
+    platform = open_platform(_settings(ctx))
+    song = do_import_song(
+        platform,
+        path=file,
+        title=title,
+        artist=artist,
+        genre=genre,
+        territories=territories,
+        bpm=bpm,
+    )
+    console.print(
+        f"imported “{song.title}” by {song.artist} ({song.duration_s:.1f} s) as {song.id}, "
+        f"copied to {len(platform.regions)} regions (sha256 {song.sha256[:16]}…)",
+        highlight=False,
+    )
+    platform.close()
+
+
+@sounds.command("list")
+@click.option("--search", "query", default="", help="Words of the title or artist.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.pass_context
+def sounds_list(ctx: click.Context, query: str, limit: int) -> None:
+    """List songs by title: id, title, artist, genre, length, territories, uses."""
+    from reelm.residency.service import open_platform
+    from reelm.sounds.service import search_songs
+
+    platform = open_platform(_settings(ctx))
+    page = search_songs(platform, q=query, limit=limit)
+    table = Table("id", "title", "artist", "genre", "length", "territories", "uses")
+    for s in page.items:
+        table.add_row(
+            s.id,
+            s.title,
+            s.artist,
+            s.genre,
+            f"{s.duration_s:.1f} s",
+            ",".join(s.territories),
+            str(s.use_count),
+        )
+    console.print(table)
+    platform.close()
+
+
+@sounds.command("sync")
+@click.option("--verify", is_flag=True, help="Also re-hash every copy against its sha256.")
+@click.pass_context
+def sounds_sync(ctx: click.Context, verify: bool) -> None:
+    """Copy song files to every region that lacks them (e.g. a region added by a new policy)."""
+    from reelm.residency.service import open_platform
+    from reelm.sounds.service import do_replicate_songs
+
+    platform = open_platform(_settings(ctx))
+    written = do_replicate_songs(platform, verify=verify)
+    console.print(f"copied {written} song file{'s' if written != 1 else ''}")
     platform.close()
 
 

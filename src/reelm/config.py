@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     export_link_ttl_seconds: int = Field(
         default=3600, ge=60, description="How long a download-my-data link stays valid, in seconds."
     )
+    max_upload_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1024, description="Largest upload accepted, in bytes."
+    )
+    max_video_seconds: float = Field(
+        default=180.0, gt=1, description="Longest upload accepted, in seconds."
+    )
+    jobs_immediate: bool = Field(
+        default=False,
+        description="Run background jobs (transcodes, exports) inside the request instead of on "
+        "the region's queue workers. For tests and single-shot scripts only.",
+    )
     audit_origin: str = Field(
         default="reelm.example/{region}",
         description="Origin line of each region's audit-log checkpoints (the log's name, and the "

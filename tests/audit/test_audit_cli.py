@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
@@ -24,7 +20,6 @@ from reelm.cli import main
 from reelm.config import Settings
 from reelm.residency.policy import BUILTIN_POLICIES
 from reelm.residency.store import Platform
-from reelm.web.app import create_app
 
 MakeAccess = Callable[[int], StaffAccess]
 Run = Callable[..., Result]
@@ -44,29 +39,6 @@ def run(migrated: Any, settings: Settings, platform: Platform) -> Run:
         return runner.invoke(main, ["--data-dir", str(settings.data_dir), *args], env=env)
 
     return invoke
-
-
-@pytest.fixture
-def live_url(platform: Platform, settings: Settings) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port, in a thread."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, platform=platform), log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def ok(result: Result) -> str:

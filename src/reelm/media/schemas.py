@@ -3,15 +3,22 @@ An `EditSpec` is valid on its own (pydantic); `check_against` then checks it fit
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
 from reelm.errors import InvalidInput
 from reelm.media.filters import FILTERS
+from reelm.media.models import PublishedVideo, VideoTag
 from reelm.media.probe import ProbeResult
+from reelm.residency.egress import PublicRecord, public_schema
+from reelm.text import UserText
 
 MIN_OUTPUT_S = 1.0
 # Probed durations are rounded by containers; a trim ending a hair past the end is the end.
@@ -142,3 +149,115 @@ class EditSpec(_Strict):
             raise InvalidInput(
                 f"Invalid edit: {where + ': ' if where else ''}{message}.", code=code
             ) from None
+
+
+# The Create API and the PUBLIC video record
+
+Visibility = Literal["public", "followers", "private"]
+MAX_CAPTION = 2200
+
+
+class VideoCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    upload_id: str = Field(max_length=32)
+    edit: dict[str, Any]
+    caption: UserText = Field(default="", max_length=MAX_CAPTION)
+    visibility: Visibility = "public"
+    allow_comments: bool = True
+    allow_sound_reuse: bool = True
+
+    def spec(self) -> EditSpec:
+        return EditSpec.parse(self.edit)
+
+
+class UploadRead(BaseModel):
+    id: str
+    state: str
+    filename: str
+    size: int
+    received: int
+    error: dict[str, str] | None = None
+    probe: dict[str, Any] | None = None
+
+
+class VideoRead(BaseModel):
+    id: str
+    state: str
+    progress: int
+    failure: str | None
+    caption: str
+    hashtags: list[str]
+    mentions: list[str]
+    visibility: str
+    allow_comments: bool
+    allow_sound_reuse: bool
+    created_at: datetime
+    published_at: datetime | None
+    urls: dict[str, str] | None = None
+
+
+def _write_video(catalog: Session, record: PublicVideoRecord) -> None:
+    fields = record.model_dump(exclude={"hashtags", "mentions"})
+    row = catalog.get(PublishedVideo, record.id)
+    if row is None:
+        catalog.add(PublishedVideo(**fields))
+    else:
+        for k, v in fields.items():
+            if not k.endswith("_count"):
+                setattr(row, k, v)
+    catalog.flush()
+    catalog.execute(delete(VideoTag).where(VideoTag.video_id == record.id))
+    for kind, values in (("hashtag", record.hashtags), ("mention", record.mentions)):
+        for v in dict.fromkeys(values):
+            catalog.add(VideoTag(video_id=record.id, kind=kind, value=v))
+    catalog.flush()
+
+
+@public_schema(_write_video)
+class PublicVideoRecord(PublicRecord):
+    """A published video's public fields: exactly these leave the creator's region."""
+
+    id: str
+    creator_id: str
+    creator_handle: str
+    region: str
+    caption: str
+    hashtags: list[str]
+    mentions: list[str]
+    visibility: Literal["public", "followers"]
+    allow_comments: bool
+    allow_sound_reuse: bool
+    sound_id: str | None
+    duration_s: float
+    width: int
+    height: int
+    published_at: datetime
+    like_count: int = 0
+    comment_count: int = 0
+    share_count: int = 0
+    view_count: int = 0
+
+
+class PublicVideoRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    creator_handle: str
+    caption: str
+    visibility: str
+    allow_comments: bool
+    sound_id: str | None
+    duration_s: float
+    width: int
+    height: int
+    published_at: datetime
+    like_count: int
+    comment_count: int
+    share_count: int
+    view_count: int
+    urls: dict[str, str] = Field(default_factory=dict)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

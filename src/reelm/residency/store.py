@@ -115,11 +115,15 @@ class RegionStore:
         blobs: BlobStore,
         keys: KeyRing,
         directory: Directory,
+        work_dir: Path | None = None,
     ) -> None:
         self.name = name
         self.engine = engine
         self.blobs = blobs
         self.keys = keys
+        # Region-local scratch space (uploads being received, transcode work, the job queue):
+        # protected bytes in flight never leave the region's machines either.
+        self.work_dir = work_dir or Path(f"/tmp/reelm-work-{name}")
         self.directory = directory
         self._sessions = sessionmaker(engine, expire_on_commit=False, info={"region": name})
         event.listen(self._sessions, "before_flush", self._check_flush)
@@ -229,6 +233,7 @@ class Platform:
                 blobs=open_blob_store(region.blob_store),
                 keys=LocalKeyRing(keys_dir / name, region=name),
                 directory=self.directory,
+                work_dir=Path(region.blob_store.removeprefix("file://")).parent / "work",
             )
 
     def region(self, name: str) -> RegionStore:

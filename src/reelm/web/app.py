@@ -17,7 +17,7 @@ from reelm.config import Settings
 from reelm.errors import RateLimited, ReelmError
 from reelm.residency.service import open_platform
 from reelm.residency.store import Platform
-from reelm.web.routers import accounts, audit, pages, staff
+from reelm.web.routers import accounts, audit, media, pages, sounds, staff
 
 HERE = Path(__file__).parent
 
@@ -35,6 +35,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.state.platform = platform if platform is not None else open_platform(settings)
     app.state.login_limiter = LoginRateLimiter.from_settings(settings)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
+    from reelm.media.tasks import bind
+
+    bind(app.state.platform, settings)  # jobs enqueued by this process run against this platform
 
     @app.exception_handler(ReelmError)
     async def reelm_error(_request: Request, exc: ReelmError) -> JSONResponse:
@@ -67,7 +70,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
 
     app.include_router(accounts.router)
     app.include_router(staff.router)
+    app.include_router(media.router)
     app.include_router(pages.router)
     app.include_router(audit.router)
+    app.include_router(sounds.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

@@ -1,0 +1,44 @@
+"""The durable job queue of each region: Huey on a SQLite file in the region's work folder.
+
+One queue per region, so a region's jobs run on that region's workers and read only that region's
+stores. Jobs carry ids, never objects, and are enqueued after the commit that created their record.
+A worker that dies mid-job loses the queue entry; `requeue_unfinished` (run when a worker starts)
+puts every video still `queued` or `processing` back, which is safe because processing is
+idempotent (outputs are written aside and moved into place).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from huey import SqliteHuey
+
+log = logging.getLogger(__name__)
+
+_QUEUES: dict[tuple[str, str], Any] = {}
+_TASKS: dict[tuple[str, str], Any] = {}
+Runner = Callable[[str, str], None]
+
+
+def queue(work_dir: Path, region: str, *, immediate: bool = False) -> SqliteHuey:
+    key = (str(work_dir), region)
+    if key not in _QUEUES:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        huey = SqliteHuey(
+            name=f"reelm-{region}", filename=str(work_dir / "queue.db"), immediate=immediate
+        )
+        _QUEUES[key] = huey
+    huey_: SqliteHuey = _QUEUES[key]
+    return huey_
+
+
+def transcode_task(work_dir: Path, region: str, runner: Runner, *, immediate: bool = False) -> Any:
+    """The region queue's `process_video(region, video_id)` task, bound to `runner`."""
+    key = (str(work_dir), region)
+    if key not in _TASKS:
+        huey = queue(work_dir, region, immediate=immediate)
+        _TASKS[key] = huey.task(retries=2, retry_delay=5, name="process_video")(runner)
+    return _TASKS[key]

@@ -1,0 +1,530 @@
+"""Create: uploads (tus 1.0 and multipart), the edit and publish step, processing, publishing.
+
+Everything about a user's upload happens in the user's home region: the bytes arrive in the
+region's work folder, are probed there, kept encrypted in the region's blob store, transcoded by
+the region's workers, and the renditions are stored as the creator's blobs
+(`<owner>/videos/<id>/…`). Only the PUBLIC video record leaves, through Egress, and only after
+every file is in place: a video is never half-published.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import logging
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from reelm.accounts.service import CurrentUser
+from reelm.config import Settings
+from reelm.db import utcnow
+from reelm.errors import Conflict, InvalidInput, NotFound, ReelmError
+from reelm.media.models import PublishedVideo, Upload, Video
+from reelm.media.probe import MediaLimits, probe_upload
+from reelm.media.schemas import (
+    EditSpec,
+    PublicVideoRead,
+    PublicVideoRecord,
+    UploadRead,
+    VideoCreate,
+    VideoRead,
+    dumps,
+)
+from reelm.media.transcode import TranscodeFailed, transcode
+from reelm.residency.egress import egress
+from reelm.residency.models import DirectoryEntry
+from reelm.residency.store import Platform, RegionStore
+
+log = logging.getLogger(__name__)
+
+HASHTAG = re.compile(r"(?<![\w#])#(\w{1,100})", re.UNICODE)
+MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.]{3,24})")
+
+
+class UploadTooLarge(ReelmError):
+    status = 413
+    code = "too_large"
+
+
+def limits(settings: Settings) -> MediaLimits:
+    return MediaLimits(
+        max_bytes=settings.max_upload_bytes, max_duration_s=settings.max_video_seconds
+    )
+
+
+def parse_caption(caption: str) -> tuple[list[str], list[str]]:
+    """Hashtags (lower-cased) and mentions (handles) in a caption, in order, without repeats."""
+    tags = list(dict.fromkeys(t.lower() for t in HASHTAG.findall(caption)))
+    mentions = list(dict.fromkeys(m.lower().strip(".") for m in MENTION.findall(caption)))
+    return tags, mentions
+
+
+# uploads
+
+
+def _staging(store: RegionStore, upload_id: str) -> Path:
+    path = store.work_dir / "uploads" / f"{upload_id}.part"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _upload_read(u: Upload) -> UploadRead:
+    return UploadRead(
+        id=u.id,
+        state=u.state,
+        filename=u.filename,
+        size=u.declared_size,
+        received=u.received,
+        error={"code": u.error_code, "message": u.error_message or ""} if u.error_code else None,
+        probe=json.loads(u.probe) if u.probe else None,
+    )
+
+
+def parse_tus_metadata(header: str) -> dict[str, str]:
+    """`Upload-Metadata: filename d29ybGQ=,filetype dmlkZW8vbXA0` → {"filename": "world", …}."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in header.split(","))):
+        key, _, value = part.partition(" ")
+        try:
+            out[key] = base64.b64decode(value, validate=True).decode() if value else ""
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput(f"Upload-Metadata value of {key!r} is not base64.") from None
+    return out
+
+
+def do_create_upload(
+    platform: Platform, settings: Settings, user: CurrentUser, *, size: int, filename: str
+) -> UploadRead:
+    if size <= 0:
+        raise InvalidInput("The file is empty.", code="empty_file")
+    if size > settings.max_upload_bytes:
+        raise UploadTooLarge(
+            f"The file is {size / 2**20:.0f} MB; the most reelm accepts is "
+            f"{settings.max_upload_bytes / 2**20:.0f} MB."
+        )
+    store = platform.region(user.region)
+    with store.transaction() as s:
+        upload = Upload(owner_id=user.user_id, filename=filename[:255], declared_size=size)
+        s.add(upload)
+        s.flush()
+        _staging(store, upload.id).touch()
+        return _upload_read(upload)
+
+
+def access_upload(platform: Platform, user: CurrentUser, upload_id: str) -> UploadRead:
+    with platform.region(user.region).session() as s:
+        upload = s.get(Upload, upload_id)
+        if upload is None or upload.owner_id != user.user_id:
+            raise NotFound("No such upload.", code="upload_not_found")
+        return _upload_read(upload)
+
+
+async def do_append_upload(
+    platform: Platform,
+    settings: Settings,
+    user: CurrentUser,
+    upload_id: str,
+    *,
+    offset: int,
+    chunks: AsyncIterator[bytes],
+) -> UploadRead:
+    """Append one tus PATCH body at `offset`; completes the upload when the last byte arrives.
+
+    A PATCH that dies half-way keeps what was written: the offset moves with every block, so
+    the client resumes from there (tus core semantics)."""
+    store = platform.region(user.region)
+    with store.session() as s:
+        upload = s.get(Upload, upload_id)
+        if upload is None or upload.owner_id != user.user_id:
+            raise NotFound("No such upload.", code="upload_not_found")
+        if upload.state != "receiving":
+            raise Conflict("This upload is already complete.", code="upload_complete")
+        if offset != upload.received:
+            raise Conflict(
+                f"Upload-Offset {offset} does not match the server's offset {upload.received}.",
+                code="offset_mismatch",
+            )
+        declared = upload.declared_size
+    path = _staging(store, upload_id)
+    received = offset
+    with path.open("r+b") as f:
+        f.seek(offset)
+        try:
+            async for chunk in chunks:
+                if received + len(chunk) > declared:
+                    raise InvalidInput(
+                        "More bytes than the declared Upload-Length.", code="too_many_bytes"
+                    )
+                f.write(chunk)
+                received += len(chunk)
+        finally:
+            f.truncate(received)
+            f.flush()
+            with store.transaction() as s:
+                s.execute(update(Upload).where(Upload.id == upload_id).values(received=received))
+    if received == declared:
+        return do_complete_upload(platform, settings, user, upload_id)
+    return access_upload(platform, user, upload_id)
+
+
+def do_complete_upload(
+    platform: Platform, settings: Settings, user: CurrentUser, upload_id: str
+) -> UploadRead:
+    """Probe the received file; keep it encrypted, or reject it with the probe's clear error."""
+    store = platform.region(user.region)
+    path = _staging(store, upload_id)
+    try:
+        probe = probe_upload(path, limits=limits(settings))
+    except InvalidInput as e:
+        with store.transaction() as s:
+            upload = s.get(Upload, upload_id)
+            assert upload is not None
+            upload.state, upload.error_code, upload.error_message = "rejected", e.code, e.message
+        path.unlink(missing_ok=True)
+        raise
+    key = f"{user.user_id}/uploads/{upload_id}.enc"
+    sealed = path.with_suffix(".enc")
+    store.cipher(user.user_id).encrypt_file(key, path, sealed)
+    store.blobs.put_file(key, sealed)
+    sealed.unlink()
+    path.unlink(missing_ok=True)
+    with store.transaction() as s:
+        upload = s.get(Upload, upload_id)
+        assert upload is not None
+        upload.state, upload.blob_key, upload.completed_at = "ready", key, utcnow()
+        upload.probe = dumps(dataclasses.asdict(probe))
+        return _upload_read(upload)
+
+
+def source_file(store: RegionStore, owner_id: str, upload_id: str) -> Path:
+    """The decrypted upload in the region's work folder (cached; removed after processing)."""
+    target = store.work_dir / "sources" / f"{upload_id}.src"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        key = f"{owner_id}/uploads/{upload_id}.enc"
+        sealed = store.blobs.local_path(key)
+        if sealed is None or not sealed.exists():
+            raise NotFound("The upload's file is gone.", code="upload_missing")
+        tmp = target.with_suffix(".tmp")
+        store.cipher(owner_id).decrypt_file(key, sealed, tmp)
+        tmp.replace(target)
+    return target
+
+
+def render_upload_preview(
+    platform: Platform,
+    settings: Settings,
+    user: CurrentUser,
+    upload_id: str,
+    *,
+    filter_name: str,
+    intensity: int,
+    at_s: float,
+) -> bytes:
+    from reelm.media.filters import render_preview
+
+    upload = access_upload(platform, user, upload_id)
+    if upload.state != "ready":
+        raise Conflict("The upload is not complete yet.", code="upload_incomplete")
+    store = platform.region(user.region)
+    return render_preview(
+        source_file(store, user.user_id, upload_id),
+        filter_name=filter_name,
+        intensity=intensity,
+        at_s=at_s,
+        limits=limits(settings),
+    )
+
+
+# videos
+
+
+def _video_read(v: Video) -> VideoRead:
+    tags, mentions = parse_caption(v.caption)
+    urls = None
+    if v.state == "ready":
+        urls = media_urls(v.id)
+    return VideoRead(
+        id=v.id,
+        state=v.state,
+        progress=v.progress,
+        failure=v.failure,
+        caption=v.caption,
+        hashtags=tags,
+        mentions=mentions,
+        visibility=v.visibility,
+        allow_comments=v.allow_comments,
+        allow_sound_reuse=v.allow_sound_reuse,
+        created_at=v.created_at,
+        published_at=v.published_at,
+        urls=urls,
+    )
+
+
+def media_urls(video_id: str) -> dict[str, str]:
+    base = f"/media/{video_id}"
+    return {
+        "hls": f"{base}/master.m3u8",
+        "mp4": f"{base}/video.mp4",
+        "poster": f"{base}/poster.jpg",
+    }
+
+
+def check_create_video(
+    platform: Platform, settings: Settings, user: CurrentUser, body: VideoCreate
+) -> VideoRead:
+    """Validate the edit against the probed upload and queue the processing job."""
+    spec = body.spec()
+    store = platform.region(user.region)
+    with store.transaction() as s:
+        upload = s.get(Upload, body.upload_id)
+        if upload is None or upload.owner_id != user.user_id:
+            raise NotFound("No such upload.", code="upload_not_found")
+        if upload.state != "ready" or upload.probe is None:
+            raise Conflict("The upload is not complete yet.", code="upload_incomplete")
+        from reelm.media.probe import ProbeResult
+
+        spec.check_against(ProbeResult(**json.loads(upload.probe)))
+        sound_id = spec.soundtrack.song_id if spec.soundtrack.kind == "song" else None
+        if sound_id is not None:
+            _check_song(platform, sound_id)
+        video = Video(
+            owner_id=user.user_id,
+            upload_id=upload.id,
+            edit=spec.model_dump_json(),
+            caption=body.caption,
+            visibility=body.visibility,
+            allow_comments=body.allow_comments,
+            allow_sound_reuse=body.allow_sound_reuse,
+            sound_id=sound_id,
+        )
+        s.add(video)
+        s.flush()
+        result = _video_read(video)
+    from reelm.media.tasks import enqueue_process_video
+
+    enqueue_process_video(platform, settings, region=user.region, video_id=result.id)
+    return access_video(platform, user, result.id)
+
+
+def _sounds() -> Any:
+    """The song library (reelm.sounds), imported late: Create works without it for original
+    sound and silence."""
+    import importlib
+
+    try:
+        return importlib.import_module("reelm.sounds.service")
+    except ImportError:
+        raise InvalidInput("Songs are not available in this build.", code="unknown_song") from None
+
+
+def _check_song(platform: Platform, song_id: str) -> None:
+    _sounds().get_song(platform, song_id)
+
+
+def _song_path(store: RegionStore, song_id: str) -> Path:
+    path: Path = _sounds().song_path(store, song_id)
+    return path
+
+
+def access_video(platform: Platform, user: CurrentUser, video_id: str) -> VideoRead:
+    with platform.region(user.region).session() as s:
+        video = s.get(Video, video_id)
+        if video is None or video.owner_id != user.user_id:
+            raise NotFound("No such video.", code="video_not_found")
+        return _video_read(video)
+
+
+def do_process_video(platform: Platform, settings: Settings, *, region: str, video_id: str) -> None:
+    """The processing job: transcode, store renditions, mark ready, publish. Idempotent: a rerun
+    after a crash at any point finishes the work and never publishes a partial video."""
+    store = platform.region(region)
+    with store.transaction() as s:
+        video = s.get(Video, video_id)
+        if video is None:
+            log.warning("video %s: gone before processing", video_id)
+            return
+        if video.state == "failed":
+            return
+        owner, upload_id, ready = video.owner_id, video.upload_id, video.state == "ready"
+        if not ready:
+            video.state, video.attempts = "processing", video.attempts + 1
+        spec = EditSpec.model_validate_json(video.edit)
+        sound_id = video.sound_id
+    if not ready:
+        try:
+            _do_transcode_and_store(
+                platform,
+                settings,
+                store,
+                owner=owner,
+                video_id=video_id,
+                upload_id=upload_id,
+                spec=spec,
+                sound_id=sound_id,
+            )
+        except (InvalidInput, TranscodeFailed) as e:
+            with store.transaction() as s:
+                video = s.get(Video, video_id)
+                if video is not None:
+                    video.state, video.failure = "failed", e.message
+            log.info("video %s failed: %s", video_id, e.message)
+            return
+    _do_publish(platform, store, video_id)
+    shutil.rmtree(store.work_dir / "jobs" / video_id, ignore_errors=True)
+    (store.work_dir / "sources" / f"{upload_id}.src").unlink(missing_ok=True)
+
+
+def _do_transcode_and_store(
+    platform: Platform,
+    settings: Settings,
+    store: RegionStore,
+    *,
+    owner: str,
+    video_id: str,
+    upload_id: str,
+    spec: EditSpec,
+    sound_id: str | None,
+) -> None:
+    started = time.monotonic()
+    source = source_file(store, owner, upload_id)
+    song = _song_path(store, sound_id) if sound_id else None
+    out = store.work_dir / "jobs" / video_id
+    last = [0.0]
+
+    def progress(fraction: float) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.5 and fraction < 1:
+            return
+        last[0] = now
+        with store.transaction() as s:
+            s.execute(
+                update(Video)
+                .where(Video.id == video_id)
+                .values(progress=min(99, int(fraction * 100)))
+            )
+
+    result = transcode(source, spec, out, song=song, progress=progress, limits=limits(settings))
+    published = out / "published"
+    for path in sorted(published.rglob("*")):
+        if path.is_file():
+            store.blobs.put_file(
+                f"{owner}/videos/{video_id}/{path.relative_to(published).as_posix()}", path
+            )
+    top = result.renditions[0]
+    with store.transaction() as s:
+        video = s.get(Video, video_id)
+        assert video is not None
+        video.state, video.progress, video.failure = "ready", 100, None
+        video.duration_s, video.width, video.height = result.duration_s, top.width, top.height
+        video.published_at = utcnow()
+    log.info("video %s processed in %.1fs", video_id, time.monotonic() - started)
+
+
+def _do_publish(platform: Platform, store: RegionStore, video_id: str) -> None:
+    """Publish a ready video's public fields to the catalog (or withdraw a private one)."""
+    with store.session() as s:
+        video = s.get(Video, video_id)
+        if video is None or video.state != "ready":
+            return
+        with platform.global_store.transaction() as g:
+            if video.visibility == "private":
+                row = g.get(PublishedVideo, video_id)
+                if row is not None:
+                    g.delete(row)
+                return
+            entry = g.get(DirectoryEntry, video.owner_id)
+            assert entry is not None
+            tags, mentions = parse_caption(video.caption)
+            assert video.published_at is not None
+            assert video.duration_s is not None
+            assert video.width is not None
+            assert video.height is not None
+            egress(
+                g,
+                PublicVideoRecord(
+                    id=video.id,
+                    creator_id=video.owner_id,
+                    creator_handle=entry.handle,
+                    region=store.name,
+                    caption=video.caption,
+                    hashtags=tags,
+                    mentions=mentions,
+                    visibility="followers" if video.visibility == "followers" else "public",
+                    allow_comments=video.allow_comments,
+                    allow_sound_reuse=video.allow_sound_reuse,
+                    sound_id=video.sound_id,
+                    duration_s=video.duration_s,
+                    width=video.width,
+                    height=video.height,
+                    published_at=video.published_at,
+                ),
+            )
+
+
+def requeue_unfinished(platform: Platform, settings: Settings, region: str) -> list[str]:
+    """Videos a dead worker left `queued` or `processing`: put them back on the queue."""
+    from reelm.media.tasks import enqueue_process_video
+
+    with platform.region(region).session() as s:
+        ids = list(s.scalars(select(Video.id).where(Video.state.in_(("queued", "processing")))))
+    for video_id in ids:
+        enqueue_process_video(platform, settings, region=region, video_id=video_id)
+    return ids
+
+
+# public reads
+
+
+def get_public_video(platform: Platform, video_id: str) -> PublicVideoRead:
+    with platform.global_store.session() as g:
+        row = g.get(PublishedVideo, video_id)
+        if row is None or row.visibility != "public":
+            raise NotFound("No such video.", code="video_not_found")
+        out = PublicVideoRead.model_validate(row)
+        out.urls = media_urls(video_id)
+        return out
+
+
+def media_file(platform: Platform, user: CurrentUser | None, video_id: str, name: str) -> Path:
+    """The local file of a published video's media, if `user` may see it.
+
+    Public videos: anyone. Followers-only and private: the creator (followers once follows
+    exist). Files come from the creator's region's blob store."""
+    if ".." in name.split("/") or not re.fullmatch(r"[A-Za-z0-9_./-]{1,200}", name):
+        raise NotFound("No such file.")
+    with platform.global_store.session() as g:
+        row = g.get(PublishedVideo, video_id)
+        owner_region = (row.creator_id, row.region) if row is not None else None
+        visibility = row.visibility if row is not None else "private"
+    if owner_region is None:
+        if user is None:
+            raise NotFound("No such video.", code="video_not_found")
+        with platform.region(user.region).session() as s:
+            video = s.get(Video, video_id)
+            if video is None or video.owner_id != user.user_id or video.state != "ready":
+                raise NotFound("No such video.", code="video_not_found")
+        owner_region = (user.user_id, user.region)
+    elif visibility != "public" and (user is None or user.user_id != owner_region[0]):
+        raise NotFound("No such video.", code="video_not_found")
+    owner, region = owner_region
+    path = platform.region(region).blobs.local_path(f"{owner}/videos/{video_id}/{name}")
+    if path is None or not path.is_file():
+        raise NotFound("No such file.")
+    return path
+
+
+def describe_upload_limits(settings: Settings) -> dict[str, Any]:
+    return {
+        "max_bytes": settings.max_upload_bytes,
+        "max_seconds": settings.max_video_seconds,
+        "containers": ["mp4", "mov", "webm", "mkv"],
+        "max_side_px": 4096,
+    }

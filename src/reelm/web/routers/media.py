@@ -1,0 +1,200 @@
+"""/api/v1 Create: tus 1.0 resumable uploads, multipart uploads, previews, videos; /media files."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response, UploadFile, status
+
+from reelm.errors import InvalidInput, ReelmError
+from reelm.media import service
+from reelm.media.filters import FILTERS
+from reelm.media.schemas import PublicVideoRead, UploadRead, VideoCreate, VideoRead
+from reelm.web.deps import CurrentUserDep, OptionalUserDep, PlatformDep, SettingsDep
+
+router = APIRouter(tags=["create"])
+TUS_VERSION = "1.0.0"
+
+
+def tus_headers(settings: SettingsDep, **extra: str) -> dict[str, str]:
+    return {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store", **extra}
+
+
+class UnsupportedTusVersion(ReelmError):
+    status = 412
+    code = "tus_version"
+
+
+def _check_tus(version: str | None) -> None:
+    if version is not None and version != TUS_VERSION:
+        raise UnsupportedTusVersion(f"This server speaks tus {TUS_VERSION}.")
+
+
+@router.options("/api/v1/uploads", include_in_schema=False)
+def tus_options(settings: SettingsDep) -> Response:
+    return Response(
+        status_code=204,
+        headers={
+            "Tus-Resumable": TUS_VERSION,
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": "creation",
+            "Tus-Max-Size": str(settings.max_upload_bytes),
+        },
+    )
+
+
+@router.post("/api/v1/uploads", status_code=status.HTTP_201_CREATED)
+def tus_create(
+    user: CurrentUserDep,
+    platform: PlatformDep,
+    settings: SettingsDep,
+    upload_length: Annotated[int, Header()],
+    upload_metadata: Annotated[str, Header()] = "",
+    tus_resumable: Annotated[str | None, Header()] = None,
+) -> Response:
+    """tus creation: declare the size; PATCH the bytes to the returned Location."""
+    _check_tus(tus_resumable)
+    meta = service.parse_tus_metadata(upload_metadata)
+    upload = service.do_create_upload(
+        platform, settings, user, size=upload_length, filename=meta.get("filename", "")
+    )
+    return Response(
+        status_code=201,
+        headers=tus_headers(
+            settings, Location=f"/api/v1/uploads/{upload.id}", **{"Upload-Offset": "0"}
+        ),
+    )
+
+
+@router.head("/api/v1/uploads/{upload_id}", include_in_schema=False)
+def tus_head(
+    upload_id: str, user: CurrentUserDep, platform: PlatformDep, settings: SettingsDep
+) -> Response:
+    upload = service.access_upload(platform, user, upload_id)
+    return Response(
+        status_code=200,
+        headers=tus_headers(
+            settings, **{"Upload-Offset": str(upload.received), "Upload-Length": str(upload.size)}
+        ),
+    )
+
+
+@router.patch("/api/v1/uploads/{upload_id}", include_in_schema=False)
+async def tus_patch(
+    upload_id: str,
+    request: Request,
+    user: CurrentUserDep,
+    platform: PlatformDep,
+    settings: SettingsDep,
+    upload_offset: Annotated[int, Header()],
+    content_type: Annotated[str, Header()] = "",
+    tus_resumable: Annotated[str | None, Header()] = None,
+) -> Response:
+    _check_tus(tus_resumable)
+    if content_type != "application/offset+octet-stream":
+        raise ReelmError(
+            "PATCH needs Content-Type: application/offset+octet-stream.",
+            code="unsupported_media_type",
+            status=415,
+        )
+    upload = await service.do_append_upload(
+        platform, settings, user, upload_id, offset=upload_offset, chunks=request.stream()
+    )
+    return Response(
+        status_code=204, headers=tus_headers(settings, **{"Upload-Offset": str(upload.received)})
+    )
+
+
+@router.post("/api/v1/uploads/file", status_code=status.HTTP_201_CREATED)
+async def upload_file(
+    file: UploadFile, user: CurrentUserDep, platform: PlatformDep, settings: SettingsDep
+) -> UploadRead:
+    """A plain multipart upload, for small files."""
+    size = file.size if file.size is not None else 0
+    upload = service.do_create_upload(
+        platform, settings, user, size=size, filename=file.filename or ""
+    )
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while block := await file.read(1024 * 1024):
+            yield block
+
+    return await service.do_append_upload(
+        platform, settings, user, upload.id, offset=0, chunks=chunks()
+    )
+
+
+@router.get("/api/v1/uploads/{upload_id}")
+def upload_status(upload_id: str, user: CurrentUserDep, platform: PlatformDep) -> UploadRead:
+    return service.access_upload(platform, user, upload_id)
+
+
+@router.get("/api/v1/uploads/{upload_id}/preview", responses={200: {"content": {"image/jpeg": {}}}})
+def upload_preview(
+    upload_id: str,
+    user: CurrentUserDep,
+    platform: PlatformDep,
+    settings: SettingsDep,
+    filter: Annotated[str, Query(max_length=40)] = "none",
+    intensity: Annotated[int, Query(ge=0, le=100)] = 70,
+    at: Annotated[float, Query(ge=0)] = 0.0,
+) -> Response:
+    """One JPEG frame of your upload with a filter applied."""
+    if filter != "none" and filter not in FILTERS:
+        raise InvalidInput(f"Unknown filter {filter!r}.", code="unknown_filter")
+    jpeg = service.render_upload_preview(
+        platform,
+        settings,
+        user,
+        upload_id,
+        filter_name=filter if filter != "none" else next(iter(FILTERS)),
+        intensity=intensity if filter != "none" else 0,
+        at_s=at,
+    )
+    return Response(
+        jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"}
+    )
+
+
+@router.get("/api/v1/filters")
+def list_filters() -> list[dict[str, str]]:
+    """The filter looks, for the filter strip."""
+    return [
+        {"name": f.name, "label": f.label, "description": f.description} for f in FILTERS.values()
+    ]
+
+
+@router.get("/api/v1/upload-limits")
+def upload_limits(settings: SettingsDep) -> dict[str, Any]:
+    return service.describe_upload_limits(settings)
+
+
+@router.post("/api/v1/videos", status_code=status.HTTP_202_ACCEPTED)
+def create_video(
+    body: VideoCreate, user: CurrentUserDep, platform: PlatformDep, settings: SettingsDep
+) -> VideoRead:
+    """Publish an upload with an edit: queued for processing; poll /api/v1/me/videos/{id}."""
+    return service.check_create_video(platform, settings, user, body)
+
+
+@router.get("/api/v1/me/videos/{video_id}")
+def my_video(video_id: str, user: CurrentUserDep, platform: PlatformDep) -> VideoRead:
+    """Your video's processing state (queued, processing with percent, ready, failed)."""
+    return service.access_video(platform, user, video_id)
+
+
+@router.get("/api/v1/videos/{video_id}")
+def public_video(video_id: str, platform: PlatformDep) -> PublicVideoRead:
+    return service.get_public_video(platform, video_id)
+
+
+@router.get("/media/{video_id}/{name:path}", include_in_schema=False)
+def media(
+    video_id: str, name: str, request: Request, platform: PlatformDep, user: OptionalUserDep
+) -> Response:
+    """A published video's files (HLS, MP4, poster) with HTTP Range support."""
+    from reelm.web.ranges import file_response
+
+    path = service.media_file(platform, user, video_id, name)
+    return file_response(request, path)
