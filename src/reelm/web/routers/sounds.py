@@ -1,0 +1,46 @@
+"""/api/v1/sounds: the song catalog, public and read-only (search, trending, detail, audio)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from reelm.sounds import service
+from reelm.sounds.schemas import SongPage, SongRead
+from reelm.web.deps import PlatformDep
+from reelm.web.ranges import file_response
+
+router = APIRouter(prefix="/api/v1/sounds", tags=["sounds"])
+Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
+# A song's file never changes under its id: caches may keep it.
+_IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@router.get("")
+def search(
+    platform: PlatformDep,
+    q: Annotated[str, Query(max_length=200, description="Words of the title or artist.")] = "",
+    limit: Limit = 20,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> SongPage:
+    """Songs whose title or artist contains every word of `q`, by title; all songs without `q`."""
+    return service.search_songs(platform, q=q, limit=limit, cursor=cursor)
+
+
+@router.get("/trending")
+def trending(platform: PlatformDep, limit: Limit = 20) -> SongPage:
+    """The songs most videos use."""
+    return service.trending_songs(platform, limit)
+
+
+@router.get("/{song_id}")
+def detail(song_id: str, platform: PlatformDep) -> SongRead:
+    return SongRead.of(service.get_song(platform, song_id))
+
+
+@router.get("/{song_id}/audio", response_class=Response)
+def audio(song_id: str, request: Request, platform: PlatformDep) -> Response:
+    """The song as AAC in an .m4a, with HTTP Range support (players seek with it)."""
+    _song, path = service.access_song_audio(platform, song_id)
+    return file_response(request, path, media_type="audio/mp4", cache=_IMMUTABLE)
