@@ -30,10 +30,12 @@ DEMO_USERS: list[tuple[str, str, str, str]] = [
 
 
 def do_seed_demo(platform: Platform, settings: Settings) -> list[tuple[str, str]]:
-    """Create the demo users that do not exist yet; returns (handle, region) of all of them."""
+    """Create the demo songs and users not there yet; returns (handle, region) of every user."""
     from reelm.accounts.schemas import ProfileUpdate
     from reelm.accounts.service import access_session, do_update_profile
+    from reelm.sounds.service import do_seed_demo_songs
 
+    do_seed_demo_songs(platform)
     out = []
     for handle, jurisdiction, name, bio in DEMO_USERS:
         with platform.global_store.session() as g:

@@ -1,0 +1,202 @@
+"""Importing songs: probe, transcode, one checked copy per region, clear refusals."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import av
+import pytest
+from sqlalchemy import func, select
+
+from reelm.errors import Conflict, Forbidden, InvalidInput, NotFound
+from reelm.residency.store import Platform
+from reelm.sounds.models import Song
+from reelm.sounds.service import (
+    check_song_licensed,
+    do_count_song_use,
+    do_import_song,
+    do_replicate_songs,
+    get_song,
+    is_licensed_in,
+    song_path,
+)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _song_count(platform: Platform) -> int:
+    with platform.global_store.session() as g:
+        return int(g.scalar(select(func.count()).select_from(Song)) or 0)
+
+
+def _catalog_blobs(platform: Platform) -> list[str]:
+    return [k for store in platform.regions.values() for k in store.blobs.keys("catalog")]
+
+
+def test_imported_song_is_in_every_regions_blob_store_with_the_same_sha256(
+    platform: Platform, tone_m4a: Path
+) -> None:
+    song = do_import_song(
+        platform, path=tone_m4a, title="Test Tone", artist="Lab", territories="us, ca"
+    )
+    assert set(platform.regions) == {"us", "sg"}
+    for store in platform.regions.values():
+        key = f"catalog/songs/{song.id}.m4a"
+        assert store.blobs.exists(key)
+        assert _sha(song_path(store, song.id)) == song.sha256
+        assert store.blobs.size(key) == song.size_bytes
+    stored = get_song(platform, song.id)
+    assert stored.territories == "CA,US"
+    assert stored.duration_s == pytest.approx(12.0, abs=0.1)
+    assert stored.use_count == 0
+    # AAC in MP4 already: copied, not re-encoded, so the sound is the source's own packets.
+    with av.open(str(song_path(platform.regions["sg"], song.id))) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+        assert not c.streams.video
+
+
+def test_a_wav_is_transcoded_to_stereo_aac_in_m4a(platform: Platform, song_wav: Path) -> None:
+    song = do_import_song(platform, path=song_wav, title="Two Notes", artist="Lab", bpm=60)
+    path = song_path(platform.regions["us"], song.id)
+    with av.open(str(path)) as c:
+        audio = c.streams.audio[0]
+        assert c.format.name.startswith("mov")
+        assert audio.codec_context.name == "aac"
+        assert audio.codec_context.channels == 2
+        assert audio.codec_context.sample_rate == 48_000
+        assert 90_000 < (audio.bit_rate or 0) < 160_000
+    assert song.duration_s == pytest.approx(8.0, abs=0.1)
+    assert song.bpm == 60
+    assert _sha(path) == song.sha256 == _sha(song_path(platform.regions["sg"], song.id))
+
+
+@pytest.mark.parametrize(
+    ("fixture", "code", "words"),
+    [
+        ("text_file", "not_audio", "not an audio file"),
+        ("silent_video", "no_audio_stream", "no sound"),
+        ("short_m4a", "too_short", "at least 5 seconds"),
+    ],
+)
+def test_a_bad_input_is_refused_clearly_and_nothing_is_stored(
+    platform: Platform, request: pytest.FixtureRequest, fixture: str, code: str, words: str
+) -> None:
+    path: Path = request.getfixturevalue(fixture)
+    with pytest.raises(InvalidInput) as caught:
+        do_import_song(platform, path=path, title="Bad", artist="Input")
+    assert caught.value.code == code
+    assert words in caught.value.message
+    assert _song_count(platform) == 0
+    assert _catalog_blobs(platform) == []
+
+
+def test_empty_and_missing_files_are_refused(platform: Platform, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.m4a"
+    empty.touch()
+    with pytest.raises(InvalidInput) as caught:
+        do_import_song(platform, path=empty, title="x", artist="y")
+    assert caught.value.code == "empty_file"
+    with pytest.raises(InvalidInput) as caught:
+        do_import_song(platform, path=tmp_path / "nope.m4a", title="x", artist="y")
+    assert caught.value.code == "missing_file"
+
+
+@pytest.mark.parametrize(
+    ("territories", "words"),
+    [
+        ("US,XX", "Unknown territory XX"),
+        ("*,US", "* alone"),
+        (" , ", "Name the territories"),
+    ],
+)
+def test_bad_territories_are_refused_before_any_work(
+    platform: Platform, tone_m4a: Path, territories: str, words: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        do_import_song(platform, path=tone_m4a, title="T", artist="A", territories=territories)
+    assert words in caught.value.message
+    assert _catalog_blobs(platform) == []
+
+
+def test_the_same_title_and_artist_cannot_be_imported_twice(
+    platform: Platform, tone_m4a: Path
+) -> None:
+    do_import_song(platform, path=tone_m4a, title="Once", artist="Only")
+    with pytest.raises(Conflict) as caught:
+        do_import_song(platform, path=tone_m4a, title="ONCE", artist="only")
+    assert "already in the catalog" in caught.value.message
+    assert _song_count(platform) == 1
+
+
+def test_licensing_worldwide_and_by_territory(platform: Platform, tone_m4a: Path) -> None:
+    anywhere = do_import_song(platform, path=tone_m4a, title="Anywhere", artist="A")
+    north = do_import_song(
+        platform, path=tone_m4a, title="North", artist="A", territories=["ca", "US"]
+    )
+    assert is_licensed_in(anywhere, "BR")
+    assert is_licensed_in(north, "US")
+    assert is_licensed_in(north, "ca")
+    assert not is_licensed_in(north, "SG")
+    check_song_licensed(north, "CA")
+    with pytest.raises(Forbidden) as caught:
+        check_song_licensed(north, "SG")
+    assert caught.value.code == "song_not_licensed"
+    assert "not licensed in Singapore" in caught.value.message
+
+
+def test_a_lost_copy_is_restored_from_another_region(platform: Platform, tone_m4a: Path) -> None:
+    song = do_import_song(platform, path=tone_m4a, title="Restore Me", artist="A")
+    sg = platform.regions["sg"]
+    sg.blobs.delete(song.blob_key)
+    with pytest.raises(NotFound) as caught:
+        song_path(sg, song.id)
+    assert caught.value.code == "song_file_missing"
+    assert do_replicate_songs(platform) == 1
+    assert _sha(song_path(sg, song.id)) == song.sha256
+    # A copy of the right size but wrong content is found only when verifying.
+    damaged = song_path(sg, song.id)
+    data = bytearray(damaged.read_bytes())
+    data[-1] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    assert do_replicate_songs(platform) == 0
+    assert do_replicate_songs(platform, verify=True) == 1
+    assert _sha(song_path(sg, song.id)) == song.sha256
+
+
+def test_use_count_moves_atomically_and_never_below_zero(
+    platform: Platform, tone_m4a: Path
+) -> None:
+    song = do_import_song(platform, path=tone_m4a, title="Counted", artist="A")
+    with platform.global_store.transaction() as g:
+        do_count_song_use(g, song.id)
+        do_count_song_use(g, song.id)
+        do_count_song_use(g, song.id, -1)
+    assert get_song(platform, song.id).use_count == 1
+    with platform.global_store.transaction() as g:
+        do_count_song_use(g, song.id, -5)
+    assert get_song(platform, song.id).use_count == 1
+
+
+def test_unknown_song_is_not_found(platform: Platform) -> None:
+    with pytest.raises(NotFound):
+        get_song(platform, "0" * 32)
+
+
+def test_an_import_that_fails_to_copy_leaves_no_file_anywhere(
+    platform: Platform, tone_m4a: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sg = platform.regions["sg"]
+    real_put = sg.blobs.put_file
+
+    def broken_put(key: str, source: Path) -> None:
+        real_put(key, source)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sg.blobs, "put_file", broken_put)
+    with pytest.raises(OSError, match="disk full"):
+        do_import_song(platform, path=tone_m4a, title="Half", artist="Way")
+    assert _catalog_blobs(platform) == []
+    assert _song_count(platform) == 0
