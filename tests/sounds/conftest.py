@@ -8,7 +8,10 @@ import wave
 from array import array
 from pathlib import Path
 
+import av
 import pytest
+from av.audio.resampler import AudioResampler
+from av.audio.stream import AudioStream
 
 from reelm.media.synth import make_test_clip, make_tone
 
@@ -46,6 +49,23 @@ def song_wav(audio_dir: Path) -> Path:
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(samples.tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def song_mp3(audio_dir: Path, song_wav: Path) -> Path:
+    """The WAV as a 44.1 kHz mono MP3 (LAME): transcoded on import."""
+    path = audio_dir / "song.mp3"
+    with av.open(str(song_wav)) as source, av.open(str(path), "w") as out:
+        mp3 = out.add_stream("libmp3lame", rate=44_100)
+        assert isinstance(mp3, AudioStream)
+        mp3.layout = "mono"
+        resampler = AudioResampler(format="s16p", layout="mono", rate=44_100)
+        for frame in source.decode(audio=0):
+            frame.pts = None
+            for ready in resampler.resample(frame):
+                out.mux(mp3.encode(ready))
+        out.mux(mp3.encode(None))
     return path
 
 

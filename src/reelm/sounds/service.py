@@ -19,6 +19,8 @@ import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
+from itertools import chain
 from pathlib import Path
 
 import av
@@ -26,7 +28,7 @@ from av.audio.frame import AudioFrame
 from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
 from av.container import InputContainer
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from reelm.db import new_id
@@ -223,12 +225,15 @@ def _transcode(source: Path, target: Path, probe: SongProbe) -> None:
             aac.layout = "stereo"
             aac.bit_rate = SONG_BITRATE
             resampler = AudioResampler(format="fltp", layout="stereo", rate=rate)
-            for frame in _decoded(container, stream):
-                frame.pts = None  # let the resampler count samples; sources' timestamps vary
+            time_base = Fraction(1, rate)
+            written = 0
+            # Timestamps are counted here, in samples: sources' own (an MP3's gapless padding,
+            # a WAV's none) would only carry gaps and offsets into the song.
+            for frame in chain(_decoded(container, stream), [None]):
                 for ready in resampler.resample(frame):
+                    ready.pts, ready.time_base = written, time_base
+                    written += ready.samples
                     out.mux(aac.encode(ready))
-            for ready in resampler.resample(None):
-                out.mux(aac.encode(ready))
             out.mux(aac.encode(None))
     except av.FFmpegError as exc:
         raise InvalidInput(
@@ -289,13 +294,20 @@ def do_import_song(
     )
     started = time.monotonic()
     probe = probe_song(path)
+    key = _search_key(fields.title, fields.artist)
     with platform.global_store.session() as g:
-        exists = g.scalar(
-            select(Song.id).where(
-                func.lower(Song.title) == fields.title.lower(),
-                func.lower(Song.artist) == fields.artist.lower(),
-                Song.original_of_video.is_(None),
+        same_key = g.execute(
+            select(Song.id, Song.title, Song.artist).where(
+                Song.search_key == key, Song.original_of_video.is_(None)
             )
+        )
+        exists = next(
+            (
+                song_id
+                for song_id, t, a in same_key
+                if (fold(t), fold(a)) == (fold(fields.title), fold(fields.artist))
+            ),
+            None,
         )
     if exists is not None:
         raise Conflict(
@@ -306,7 +318,7 @@ def do_import_song(
         id=new_id(),
         title=fields.title,
         artist=fields.artist,
-        search_key=_search_key(fields.title, fields.artist),
+        search_key=key,
         genre=fields.genre,
         bpm=fields.bpm,
         territories=fields.territories,
