@@ -40,3 +40,45 @@ def row_count(platform: Platform, region: str, table: str, owner_id: str | None 
     sql = f"SELECT count(*) FROM {table}" + (" WHERE owner_id = :o" if owner_id else "")
     with platform.regions[region].engine.connect() as conn:
         return int(conn.execute(text(sql), {"o": owner_id}).scalar_one())
+
+
+def make_video(
+    platform: Platform,
+    *,
+    owner_id: str,
+    region: str,
+    caption: str = "a clip #demo",
+    visibility: str = "public",
+    sound_id: str | None = None,
+    allow_comments: bool = True,
+) -> str:
+    """A ready, published video without running a transcode (rows + catalog through Egress)."""
+    from reelm.db import utcnow
+    from reelm.media.models import Upload, Video
+    from reelm.media.service import _do_publish
+
+    store = platform.regions[region]
+    with store.transaction() as s:
+        upload = Upload(owner_id=owner_id, declared_size=1, received=1, state="ready")
+        s.add(upload)
+        s.flush()
+        video = Video(
+            owner_id=owner_id,
+            upload_id=upload.id,
+            edit="{}",
+            caption=caption,
+            visibility=visibility,
+            state="ready",
+            progress=100,
+            duration_s=10.0,
+            width=720,
+            height=1280,
+            published_at=utcnow(),
+            sound_id=sound_id,
+            allow_comments=allow_comments,
+        )
+        s.add(video)
+        s.flush()
+        video_id = video.id
+    _do_publish(platform, store, video_id)
+    return video_id

@@ -17,7 +17,7 @@ from reelm.config import Settings
 from reelm.errors import RateLimited, ReelmError
 from reelm.residency.service import open_platform
 from reelm.residency.store import Platform
-from reelm.web.routers import accounts, audit, media, pages, sounds, staff
+from reelm.web.routers import accounts, audit, feed, media, pages, social, sounds, staff
 
 HERE = Path(__file__).parent
 
@@ -71,6 +71,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.include_router(accounts.router)
     app.include_router(staff.router)
     app.include_router(media.router)
+    app.include_router(social.router)
+    app.include_router(feed.router)
     app.include_router(pages.router)
     app.include_router(audit.router)
     app.include_router(sounds.router)

@@ -1,0 +1,1 @@
+"""Feeds: For You (per-region learned ranking), Following, hashtag, sound and profile grids, search."""
