@@ -227,3 +227,32 @@ def test_tus_offset_mismatch_is_a_conflict(
     )
     assert r.status_code == 409
     assert client.head(loc, headers=h(token)).headers["Upload-Offset"] == "0"
+
+
+def test_a_song_soundtrack_is_mixed_counted_and_refused_where_unlicensed(
+    client: TestClient, platform: Platform, settings: Settings, clip: Path
+) -> None:
+    from reelm.sounds.service import do_seed_demo_songs, get_song
+
+    songs = {s.title: s for s in do_seed_demo_songs(platform)}
+    worldwide = next(s for s in songs.values() if s.territories == "*")
+    us_only = songs["Hyperloop"]
+    _, _, token = make_user(platform, settings, handle="mei", jurisdiction="SG")
+    up = upload(client, token, clip)
+    edit = {
+        "trim_start_s": 0,
+        "trim_end_s": 2,
+        "soundtrack": {"kind": "song", "song_id": us_only.id, "offset_s": 1, "mix": 80},
+    }
+    r = client.post("/api/v1/videos", headers=h(token), json={"upload_id": up["id"], "edit": edit})
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "song_not_licensed"
+    edit["soundtrack"]["song_id"] = worldwide.id  # type: ignore[index]
+    r = client.post("/api/v1/videos", headers=h(token), json={"upload_id": up["id"], "edit": edit})
+    assert r.status_code == 202, r.text
+    assert (
+        client.get(f"/api/v1/me/videos/{r.json()['id']}", headers=h(token)).json()["state"]
+        == "ready"
+    )
+    assert get_song(platform, worldwide.id).use_count == 1
+    assert client.get(f"/api/v1/videos/{r.json()['id']}").json()["sound_id"] == worldwide.id

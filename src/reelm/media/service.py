@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from reelm.accounts.models import Account
 from reelm.accounts.service import CurrentUser
 from reelm.config import Settings
 from reelm.db import utcnow
@@ -41,6 +42,7 @@ from reelm.media.transcode import TranscodeFailed, transcode
 from reelm.residency.egress import egress
 from reelm.residency.models import DirectoryEntry
 from reelm.residency.store import Platform, RegionStore
+from reelm.sounds.service import check_song_licensed, do_count_song_use, get_song, song_path
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +296,9 @@ def check_create_video(
         spec.check_against(ProbeResult(**json.loads(upload.probe)))
         sound_id = spec.soundtrack.song_id if spec.soundtrack.kind == "song" else None
         if sound_id is not None:
-            _check_song(platform, sound_id)
+            account = s.get(Account, user.user_id)
+            assert account is not None
+            _check_song(platform, sound_id, jurisdiction=account.jurisdiction)
         video = Video(
             owner_id=user.user_id,
             upload_id=upload.id,
@@ -314,24 +318,10 @@ def check_create_video(
     return access_video(platform, user, result.id)
 
 
-def _sounds() -> Any:
-    """The song library (reelm.sounds), imported late: Create works without it for original
-    sound and silence."""
-    import importlib
-
-    try:
-        return importlib.import_module("reelm.sounds.service")
-    except ImportError:
-        raise InvalidInput("Songs are not available in this build.", code="unknown_song") from None
-
-
-def _check_song(platform: Platform, song_id: str) -> None:
-    _sounds().get_song(platform, song_id)
-
-
-def _song_path(store: RegionStore, song_id: str) -> Path:
-    path: Path = _sounds().song_path(store, song_id)
-    return path
+def _check_song(platform: Platform, song_id: str, *, jurisdiction: str) -> None:
+    """The song exists and is licensed where the creator is (their jurisdiction is read in their
+    own region by the caller)."""
+    check_song_licensed(get_song(platform, song_id), jurisdiction)
 
 
 def access_video(platform: Platform, user: CurrentUser, video_id: str) -> VideoRead:
@@ -395,7 +385,7 @@ def _do_transcode_and_store(
 ) -> None:
     started = time.monotonic()
     source = source_file(store, owner, upload_id)
-    song = _song_path(store, sound_id) if sound_id else None
+    song = song_path(store, sound_id) if sound_id else None
     out = store.work_dir / "jobs" / video_id
     last = [0.0]
 
@@ -442,6 +432,7 @@ def _do_publish(platform: Platform, store: RegionStore, video_id: str) -> None:
                 return
             entry = g.get(DirectoryEntry, video.owner_id)
             assert entry is not None
+            first_time = g.get(PublishedVideo, video.id) is None
             tags, mentions = parse_caption(video.caption)
             assert video.published_at is not None
             assert video.duration_s is not None
@@ -467,6 +458,8 @@ def _do_publish(platform: Platform, store: RegionStore, video_id: str) -> None:
                     published_at=video.published_at,
                 ),
             )
+            if first_time and video.sound_id is not None:
+                do_count_song_use(g, video.sound_id)
 
 
 def requeue_unfinished(platform: Platform, settings: Settings, region: str) -> list[str]:
