@@ -14,6 +14,7 @@ import base64
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from reelm.errors import ReelmError
 
 NONCE = 12
+CACHE_SECONDS = 30.0
 VERSION = b"\x01"
 
 
@@ -60,7 +62,9 @@ class LocalKeyRing:
         directory.mkdir(parents=True, exist_ok=True)
         self._kek = AESGCM(self._load_or_create_kek(directory / "kek.key"))
         self._db_path = directory / "user-keys.db"
-        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._cache: dict[str, tuple[bytes, float]] = {}
+        self._cache_lock = threading.Lock()
         with self._conn() as c:
             c.execute(
                 "CREATE TABLE IF NOT EXISTS user_keys (owner_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL)"
@@ -78,15 +82,15 @@ class LocalKeyRing:
 
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        """One connection per thread, kept open; each use is one transaction."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
             conn = sqlite3.connect(self._db_path, timeout=30)
-            try:
-                conn.execute("PRAGMA secure_delete=ON")
-                conn.execute("PRAGMA journal_mode=DELETE")
-                with conn:
-                    yield conn
-            finally:
-                conn.close()
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute("PRAGMA journal_mode=DELETE")
+            self._local.conn = conn
+        with conn:
+            yield conn
 
     def _aad(self, owner_id: str) -> bytes:
         return f"reelm-dek|{self.region}|{owner_id}".encode()
@@ -109,6 +113,8 @@ class LocalKeyRing:
         """Store a data key (a new one, or one re-wrapped here from another region's ring)."""
         if len(key) != 32:
             raise ValueError("a data key is 32 bytes")
+        with self._cache_lock:
+            self._cache.pop(owner_id, None)
         with self._conn() as c:
             c.execute(
                 "INSERT INTO user_keys (owner_id, wrapped) VALUES (?, ?) "
@@ -117,6 +123,21 @@ class LocalKeyRing:
             )
 
     def data_key(self, owner_id: str) -> bytes:
+        """The unwrapped key. Kept in memory for CACHE_SECONDS: a key destroyed by another
+        process stops working here within that time (in this process, at once)."""
+        now = time.monotonic()
+        with self._cache_lock:
+            hit = self._cache.get(owner_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        key = self._read_key(owner_id)
+        with self._cache_lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[owner_id] = (key, now + CACHE_SECONDS)
+        return key
+
+    def _read_key(self, owner_id: str) -> bytes:
         with self._conn() as c:
             row = c.execute(
                 "SELECT wrapped FROM user_keys WHERE owner_id = ?", (owner_id,)
@@ -135,6 +156,8 @@ class LocalKeyRing:
 
     def destroy_data_key(self, owner_id: str) -> bool:
         """Shred a user's key; returns whether there was one."""
+        with self._cache_lock:
+            self._cache.pop(owner_id, None)
         with self._conn() as c:
             n = c.execute("DELETE FROM user_keys WHERE owner_id = ?", (owner_id,)).rowcount
         return n > 0
@@ -207,8 +230,9 @@ class FieldCipher:
     def decrypt_file(self, name: str, source: Path, target: Path) -> None:
         with source.open("rb") as src, target.open("wb") as dst:
             if src.read(len(STREAM_MAGIC)) != STREAM_MAGIC:
-                raise ReelmError(f"{name} is not an encrypted stream", code="ciphertext_tampered",
-                                 status=500)
+                raise ReelmError(
+                    f"{name} is not an encrypted stream", code="ciphertext_tampered", status=500
+                )
             i = 0
             while True:
                 head = src.read(4 + NONCE)
