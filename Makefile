@@ -15,23 +15,31 @@ $(STAMP): pyproject.toml
 .PHONY: install
 install: $(STAMP) ## create .venv and install reelm with its test tools
 
+.PHONY: static
+static: ## fetch the pinned front-end libraries (htmx, hls.js, tus-js-client) from npm into web/static/vendor
+	./scripts/vendor_static.sh
+
+.PHONY: browser
+browser: ## install Debian's Chromium for the browser tests when it is missing
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
 .PHONY: run
-run: $(STAMP) ## set up a data folder with demo regions and users, then serve reelm at http://127.0.0.1:8000
+run: $(STAMP) static ## set up a data folder with demo regions and users, then serve reelm at http://127.0.0.1:8000
 	$(BIN)/reelm demo
 	$(BIN)/reelm serve
 
 .PHONY: test
-test: $(STAMP) ## install what the tests need; lint, then the whole suite on SQLite and on PostgreSQL
+test: $(STAMP) static browser ## install what the tests need; lint, then the whole suite on SQLite and on PostgreSQL
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgresql
 
 .PHONY: test-sqlite
-test-sqlite: $(STAMP) ## the suite on SQLite files
+test-sqlite: $(STAMP) static browser ## the suite on SQLite files
 	REELM_TEST_DB=sqlite $(BIN)/pytest -q $(PYTEST_ARGS)
 
 .PHONY: test-postgresql
-test-postgresql: $(STAMP) ## the suite on a real PostgreSQL 16 server that the run starts itself (pgserver)
+test-postgresql: $(STAMP) static browser ## the suite on a real PostgreSQL 16 server that the run starts itself (pgserver)
 	REELM_TEST_DB=postgresql $(BIN)/pytest -q $(PYTEST_ARGS)
 
 .PHONY: lint
