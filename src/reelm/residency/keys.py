@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -27,6 +27,7 @@ from reelm.errors import ReelmError
 
 NONCE = 12
 CACHE_SECONDS = 30.0
+_BATCH = 500  # owners per statement in the batch methods (far below SQLite's variable limit)
 VERSION = b"\x01"
 
 
@@ -49,6 +50,11 @@ class KeyRing(Protocol):
     def put_data_key(self, owner_id: str, key: bytes) -> None: ...
     def destroy_data_key(self, owner_id: str) -> bool: ...
     def owners(self) -> Iterator[str]: ...
+
+    # batches, for a carve-out moving thousands of users at once
+    def data_keys(self, owner_ids: Sequence[str]) -> dict[str, bytes]: ...
+    def put_data_keys(self, keys: Mapping[str, bytes]) -> None: ...
+    def destroy_data_keys(self, owner_ids: Sequence[str]) -> set[str]: ...
 
 
 class LocalKeyRing:
@@ -167,6 +173,53 @@ class LocalKeyRing:
             rows = c.execute("SELECT owner_id FROM user_keys ORDER BY owner_id").fetchall()
         for (owner,) in rows:
             yield owner
+
+    def data_keys(self, owner_ids: Sequence[str]) -> dict[str, bytes]:
+        """The unwrapped keys of those of `owner_ids` that have one (no cache: a carve-out reads
+        each key once)."""
+        out: dict[str, bytes] = {}
+        with self._conn() as c:
+            for start in range(0, len(owner_ids), _BATCH):
+                chunk = list(owner_ids[start : start + _BATCH])
+                marks = ", ".join("?" for _ in chunk)
+                for owner, wrapped in c.execute(
+                    f"SELECT owner_id, wrapped FROM user_keys WHERE owner_id IN ({marks})", chunk
+                ):
+                    out[owner] = self._unwrap(owner, wrapped)
+        return out
+
+    def put_data_keys(self, keys: Mapping[str, bytes]) -> None:
+        """Store many keys (re-wrapped under this region's KEK) in one transaction."""
+        if any(len(k) != 32 for k in keys.values()):
+            raise ValueError("a data key is 32 bytes")
+        with self._cache_lock:
+            for owner in keys:
+                self._cache.pop(owner, None)
+        with self._conn() as c:
+            c.executemany(
+                "INSERT INTO user_keys (owner_id, wrapped) VALUES (?, ?) "
+                "ON CONFLICT(owner_id) DO UPDATE SET wrapped = excluded.wrapped",
+                [(owner, self._wrap(owner, key)) for owner, key in keys.items()],
+            )
+
+    def destroy_data_keys(self, owner_ids: Sequence[str]) -> set[str]:
+        """Shred many keys in one transaction; returns the owners that had one."""
+        with self._cache_lock:
+            for owner in owner_ids:
+                self._cache.pop(owner, None)
+        had: set[str] = set()
+        with self._conn() as c:
+            for start in range(0, len(owner_ids), _BATCH):
+                chunk = list(owner_ids[start : start + _BATCH])
+                marks = ", ".join("?" for _ in chunk)
+                had.update(
+                    owner
+                    for (owner,) in c.execute(
+                        f"SELECT owner_id FROM user_keys WHERE owner_id IN ({marks})", chunk
+                    )
+                )
+                c.execute(f"DELETE FROM user_keys WHERE owner_id IN ({marks})", chunk)
+        return had
 
 
 CHUNK = 4 * 1024 * 1024
