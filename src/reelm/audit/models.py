@@ -35,7 +35,9 @@ class AuditEntry(RegionSystemModel):
 class AuditNode(RegionSystemModel):
     """The tree in `reelm.audit.merkle.HashSource`'s layout: level 0 holds the leaf hashes; level
     k at `idx` holds the hash of the complete aligned block of leaves [idx * 2^k, (idx + 1) * 2^k),
-    written once when the block fills and never changed, so proofs for past sizes keep working."""
+    written once when the block fills and never changed, so proofs for past sizes keep working.
+    Only even levels are stored; a node of an odd level is hashed from its two children when read
+    (`reelm.audit.log._stored`)."""
 
     __tablename__ = "audit_nodes"
 
