@@ -54,6 +54,18 @@ class RateLimited(ReelmError):
         self.retry_after = retry_after
 
 
+class TryAgainLater(ReelmError):
+    """The request cannot be served for a few seconds (the user's data is being moved between
+    regions); answered with 503 and a Retry-After the client should honour."""
+
+    status = 503
+    code = "try_again_later"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
 class ResidencyViolation(ReelmError):
     """A protected record was about to be written outside its owner's home region.
 

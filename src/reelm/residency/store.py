@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from reelm.db import RegionModel
-from reelm.errors import ResidencyViolation
+from reelm.errors import ResidencyViolation, TryAgainLater
 from reelm.residency.blobs import BlobStore, open_blob_store
 from reelm.residency.keys import FieldCipher, KeyRing, LocalKeyRing
 from reelm.residency.models import ACTIVE, DELETED, MOVING, PENDING, DirectoryEntry
@@ -143,13 +143,27 @@ class RegionStore:
         with self._sessions() as s, s.begin():
             yield s
 
-    def check_owners(self, owners: dict[str, str]) -> None:
-        """Raise unless every owner (id → table) may have protected rows in this region."""
+    def check_owners(self, owners: dict[str, str], *, deleting: bool = False) -> None:
+        """Raise unless every owner (id → table) may have protected rows written in this region.
+
+        A user whose data a carve-out is moving (Directory state `moving`) may not be written
+        anywhere until the move is over: `TryAgainLater` (503, Retry-After), so the copy the
+        carve-out verifies is the copy that survives. `deleting`: only that check (removing a
+        row from the wrong region is always allowed)."""
         if not owners:
             return
         homes = self.directory.homes(owners)
         for owner, table in owners.items():
             home = homes.get(owner)
+            if home is not None and home.state == MOVING:
+                raise TryAgainLater(
+                    "This account's data is being moved to another region; try again in a few "
+                    "seconds.",
+                    retry_after=MOVING_RETRY_AFTER,
+                    code="user_moving",
+                )
+            if deleting:
+                continue
             if home is None:
                 raise ResidencyViolation(
                     f"{table}: owner {owner} is not in the Directory; a protected row needs a "
@@ -163,16 +177,23 @@ class RegionStore:
 
     def _check_flush(self, session: Session, _ctx: Any, _instances: Any) -> None:
         owners: dict[str, str] = {}
+        removed: dict[str, str] = {}
         for obj in (*session.new, *session.dirty):
             if isinstance(obj, RegionModel):
                 table = obj.__tablename__
                 if obj.owner_id is None:
                     raise ResidencyViolation(f"{table}: a protected row has no owner_id")
                 owners[obj.owner_id] = table
+        for obj in session.deleted:
+            if isinstance(obj, RegionModel) and obj.owner_id is not None:
+                removed[obj.owner_id] = obj.__tablename__
+        if owners or removed:
+            hold_write_fence(session.connection())
         self.check_owners(owners)
+        self.check_owners({k: v for k, v in removed.items() if k not in owners}, deleting=True)
 
     def _check_bulk(self, state: ORMExecuteState) -> None:
-        if not (state.is_insert or state.is_update):
+        if not (state.is_insert or state.is_update or state.is_delete):
             return
         mapper = state.bind_mapper
         if mapper is None or not issubclass(mapper.class_, RegionModel):
@@ -190,7 +211,58 @@ class RegionStore:
                 owners[str(getattr(val, "value", val))] = table
         if state.is_insert and not owners and not rows:
             raise ResidencyViolation(f"{table}: bulk insert without owner_id refused")
+        hold_write_fence(state.session.connection())
+        current: dict[str, str] = {}
+        if not state.is_insert:
+            # the owners of the rows an UPDATE or DELETE touches, from its own WHERE clause
+            query = select(mapper.class_.owner_id).distinct()
+            where = getattr(state.statement, "whereclause", None)
+            if where is not None:
+                query = query.where(where)
+            current = {str(o): table for o in state.session.execute(query).scalars()}
         self.check_owners(owners)
+        self.check_owners(
+            {k: v for k, v in current.items() if k not in owners}, deleting=state.is_delete
+        )
+
+
+MOVING_RETRY_AFTER = 3
+"""Seconds a client is asked to wait while its user's data is being moved (a batch of a
+carve-out takes about a second; see docs/carveout.md)."""
+
+_FENCE_KEY = 0x7265656C6D  # "reelm": the PostgreSQL advisory lock key of the write fence
+
+
+def hold_write_fence(connection: Connection) -> None:
+    """Take this region's write fence, shared, for the rest of the caller's transaction.
+
+    Every write of protected rows takes it *before* it reads the owners' homes from the
+    Directory. A carve-out marks users `moving`, then waits for the fence exclusively
+    (`wait_for_writers`): every transaction that read a home before the mark has ended by
+    then (so the copy sees its rows), and every later one reads the mark and is refused.
+    PostgreSQL: a shared advisory transaction lock. SQLite: the database's write lock itself
+    (taken now rather than at the first INSERT; SQLite has one writer at a time anyway)."""
+    name = connection.dialect.name
+    if name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({_FENCE_KEY})")
+    elif name == "sqlite":
+        raw: Any = connection.connection.dbapi_connection
+        if not raw.in_transaction:
+            raw.execute("BEGIN IMMEDIATE")
+
+
+def wait_for_writers(engine: Engine) -> None:
+    """Return once every transaction holding the write fence of `engine`'s region has ended."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_FENCE_KEY})")
+        return
+    raw: Any = engine.raw_connection()
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+        raw.rollback()
+    finally:
+        raw.close()
 
 
 class GlobalStore:
@@ -261,5 +333,7 @@ __all__ = [
     "Home",
     "Platform",
     "RegionStore",
+    "hold_write_fence",
     "make_engine",
+    "wait_for_writers",
 ]

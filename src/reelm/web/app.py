@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from reelm import __version__
 from reelm.accounts.security import LoginRateLimiter
 from reelm.config import Settings
-from reelm.errors import RateLimited, ReelmError
+from reelm.errors import RateLimited, ReelmError, TryAgainLater
 from reelm.residency.service import open_platform
 from reelm.residency.store import Platform
 from reelm.web.routers import accounts, audit, feed, media, pages, social, sounds, staff
@@ -41,7 +41,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
 
     @app.exception_handler(ReelmError)
     async def reelm_error(_request: Request, exc: ReelmError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        retry = exc.retry_after if isinstance(exc, RateLimited | TryAgainLater) else None
+        headers = {"Retry-After": str(retry)} if retry is not None else None
         return JSONResponse(
             error_body(exc.code, exc.message), status_code=exc.status, headers=headers
         )
