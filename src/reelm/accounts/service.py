@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,10 +38,10 @@ from reelm.accounts.security import (
 )
 from reelm.config import Settings
 from reelm.db import new_id, utcnow
-from reelm.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from reelm.errors import Conflict, InvalidInput, NotFound, TryAgainLater, Unauthorized
 from reelm.residency.egress import egress
-from reelm.residency.models import ACTIVE, PENDING, DirectoryEntry, PublicProfile
-from reelm.residency.store import Platform, RegionStore
+from reelm.residency.models import ACTIVE, MOVING, PENDING, DirectoryEntry, PublicProfile
+from reelm.residency.store import MOVING_RETRY_AFTER, Platform, RegionStore
 
 HANDLE = re.compile(r"^[a-z0-9_](?:[a-z0-9_.]{1,22})[a-z0-9_]$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -76,6 +76,8 @@ class CurrentUser:
     handle: str
     region: str
     session_id: str
+    moving: bool = False
+    """A carve-out is moving this user's data: reads work, writes get 503 until it is done."""
 
 
 def check_handle(handle: str) -> str:
@@ -246,6 +248,12 @@ def check_login(
     with platform.global_store.session() as g:
         entry = g.scalar(select(DirectoryEntry).where(DirectoryEntry.handle_key == key))
     account: Account | None = None
+    if entry is not None and entry.state == MOVING:
+        raise TryAgainLater(
+            "Your account's data is being moved to another region; try again in a few seconds.",
+            retry_after=MOVING_RETRY_AFTER,
+            code="user_moving",
+        )
     if entry is not None and entry.state == ACTIVE:
         store = platform.region(entry.home_region)
         with store.transaction() as s:
@@ -271,29 +279,82 @@ def _dummy_hash(settings: Settings) -> str:
     return _DUMMY[k]
 
 
+@dataclass(frozen=True)
+class _FoundSession:
+    id: str
+    user_id: str
+    handle: str
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_seen_at: datetime
+
+
+def _find_session(store: RegionStore, digest: str) -> _FoundSession | None:
+    with store.session() as s:
+        row = s.execute(
+            select(
+                LoginSession.id,
+                Account.id,
+                Account.handle,
+                LoginSession.expires_at,
+                LoginSession.revoked_at,
+                LoginSession.last_seen_at,
+            )
+            .join(Account, Account.id == LoginSession.account_id)
+            .where(LoginSession.token_hash == digest)
+        ).first()
+    return _FoundSession(*row) if row is not None else None
+
+
 def access_session(platform: Platform, token: str) -> CurrentUser:
-    """The user behind a session token, looked up only in the region the token names."""
+    """The user behind a session token, looked up in the region the token names.
+
+    A carve-out moves a user's sessions with the rest of their data, so a token keeps working
+    after its user moved: once the Directory names another home (the named region may still
+    hold the old copy for a moment, or nothing any more), the session is read there. While
+    the user is `moving`, reads are served from the old home and writes get 503."""
     region = token_region(token)
     if region is None or region not in platform.regions:
         raise Unauthorized("Not signed in (unknown session).", code="invalid_session")
-    store = platform.regions[region]
+    digest = token_hash(token)
+    found = _find_session(platform.regions[region], digest)
+    if found is None:  # moved by a carve-out since the token was issued?
+        for name, store in platform.regions.items():
+            if name != region and (found := _find_session(store, digest)) is not None:
+                region = name
+                break
+    if found is None or found.revoked_at is not None:
+        raise Unauthorized("Not signed in (unknown or revoked session).", code="invalid_session")
+    home = platform.directory.homes([found.user_id]).get(found.user_id)
+    if (
+        home is not None
+        and home.state == ACTIVE
+        and home.region != region
+        and home.region in platform.regions
+    ):
+        moved = _find_session(platform.regions[home.region], digest)
+        if moved is not None:
+            found, region = moved, home.region
     now = utcnow()
-    with store.transaction() as s:
-        row = s.scalar(select(LoginSession).where(LoginSession.token_hash == token_hash(token)))
-        if row is None or row.revoked_at is not None:
-            raise Unauthorized(
-                "Not signed in (unknown or revoked session).", code="invalid_session"
-            )
-        if row.expires_at <= now:
-            raise Unauthorized("Your session has expired; log in again.", code="session_expired")
-        account = s.get(Account, row.account_id)
-        if account is None:
-            raise Unauthorized("Not signed in.", code="invalid_session")
-        if now - row.last_seen_at > timedelta(minutes=5):
-            row.last_seen_at = now
-        return CurrentUser(
-            user_id=account.id, handle=account.handle, region=region, session_id=row.id
-        )
+    if found.expires_at <= now:
+        raise Unauthorized("Your session has expired; log in again.", code="session_expired")
+    if now - found.last_seen_at > timedelta(minutes=5):
+        try:  # best effort: never refuse a read because the user's data is being moved
+            with platform.regions[region].transaction() as s:
+                s.execute(
+                    update(LoginSession)
+                    .where(LoginSession.id == found.id)
+                    .values(last_seen_at=now)
+                )
+        except TryAgainLater:
+            pass
+    return CurrentUser(
+        user_id=found.user_id,
+        handle=found.handle,
+        region=region,
+        session_id=found.id,
+        moving=home is not None and home.state == MOVING,
+    )
 
 
 def do_logout(platform: Platform, user: CurrentUser) -> None:

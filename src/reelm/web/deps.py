@@ -9,10 +9,11 @@ from fastapi import Depends, Request
 from reelm.accounts.security import LoginRateLimiter
 from reelm.accounts.service import CurrentUser, access_session
 from reelm.config import Settings
-from reelm.errors import Unauthorized
-from reelm.residency.store import Platform
+from reelm.errors import TryAgainLater, Unauthorized
+from reelm.residency.store import MOVING_RETRY_AFTER, Platform
 
 SESSION_COOKIE = "reelm_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_platform(request: Request) -> Platform:
@@ -43,7 +44,16 @@ def get_current_user(
     token = session_token(request)
     if not token:
         raise Unauthorized("Log in to do that.", code="not_signed_in")
-    return access_session(platform, token)
+    user = access_session(platform, token)
+    if user.moving and request.method not in SAFE_METHODS:
+        # refused before anything is written (files included); the region hooks refuse the
+        # database writes of a request that started before the move anyway
+        raise TryAgainLater(
+            "Your account's data is being moved to another region; try again in a few seconds.",
+            retry_after=MOVING_RETRY_AFTER,
+            code="user_moving",
+        )
+    return user
 
 
 def get_optional_user(
