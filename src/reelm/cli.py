@@ -417,5 +417,9 @@ from reelm.audit.cli import audit  # noqa: E402  (after the core commands, like 
 
 main.add_command(audit)
 
+from reelm.carveout.cli import carveout  # noqa: E402
+
+main.add_command(carveout)
+
 if __name__ == "__main__":
     main()

@@ -216,6 +216,23 @@ def verify_cmd(
     err.print(f"[bold green]VERIFIED[/bold green] {escape(summary)}")
 
 
+@audit.command("verify-report")
+@click.argument("report", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--key", required=True, help="The operator's public key (vkey), or a file holding it.")
+def verify_report_cmd(report: Path, key: str) -> None:
+    """Check a signed carve-out report offline with the operator's key alone: its signature,
+    each region's checkpoints and their consistency, the manifest root, the recorded checks."""
+    from reelm.carveout.report import ReportInvalid, verify_report
+
+    try:
+        result = verify_report(report.read_text(encoding="utf-8"), _verifier(key))
+    except ReportInvalid as exc:
+        _fail(str(exc))
+    for line in result.lines:
+        err.print(f"  {escape(line)}")
+    err.print(f"[bold green]VERIFIED[/bold green] carve-out report {escape(str(report))}")
+
+
 @audit.command("witness")
 @click.option("--key", required=True, help="The log's public key (vkey), or a file holding it.")
 @click.option(

@@ -1,0 +1,1 @@
+"""Carve-out: plan, move, verify, report, and hand-over between operators."""

@@ -1,0 +1,277 @@
+"""Moving a batch of users' rows and blobs between two regions, generically.
+
+Rows: every `RegionModel` table, by `owner_id`, parents before children, in one transaction of
+the target that first removes whatever an earlier, interrupted attempt left there (so a copy is
+all or nothing and can be repeated). The copy goes the fastest way the two databases allow:
+`INSERT … SELECT` from the source file attached to the target connection when both are SQLite
+files on this machine, a binary `COPY … TO STDOUT` streamed into `COPY … FROM STDIN` when both
+are PostgreSQL, and SQLAlchemy rows otherwise. Blobs: every key under `<owner>/`, written
+atomically, made durable (fsync) before the step is recorded.
+
+These functions write below the ORM, so the region hooks do not see them; the carve-out checks
+the Directory itself (its users are `moving` to this target) before calling them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, delete, select
+
+from reelm.carveout.manifest import _chunks, region_tables
+from reelm.residency.blobs import LocalBlobStore
+from reelm.residency.store import RegionStore
+
+Crash = Callable[[str], None]
+
+
+def _no_crash(_name: str) -> None:
+    return None
+
+
+def _sqlite_file(store: RegionStore) -> str | None:
+    url = store.engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return str(Path(url.database).resolve())
+    return None
+
+
+def _columns(table: Table) -> str:
+    return ", ".join(f'"{c.name}"' for c in table.columns)
+
+
+def _check_tables(source: RegionStore, target: RegionStore) -> list[Table]:
+    tables = region_tables(source.engine)
+    missing = {t.name for t in tables} - {t.name for t in region_tables(target.engine)}
+    if missing:
+        raise RuntimeError(
+            f"region {target.name} lacks tables {sorted(missing)} that {source.name} has: "
+            "run `reelm init` (migrations) before a carve-out"
+        )
+    return tables
+
+
+def copy_rows(
+    source: RegionStore, target: RegionStore, owners: Sequence[str], *, crash: Crash = _no_crash
+) -> int:
+    """Copy every region row of `owners` from `source` to `target`, replacing any copies there;
+    one target transaction. Returns the number of rows copied."""
+    if not owners:
+        return 0
+    tables = _check_tables(source, target)
+    src_file, dst_file = _sqlite_file(source), _sqlite_file(target)
+    if src_file and dst_file:
+        return _copy_sqlite(src_file, target, tables, owners, crash)
+    if source.engine.dialect.name == target.engine.dialect.name == "postgresql":
+        return _copy_postgresql(source, target, tables, owners, crash)
+    return _copy_generic(source, target, tables, owners, crash)
+
+
+def _copy_sqlite(
+    src_file: str, target: RegionStore, tables: list[Table], owners: Sequence[str], crash: Crash
+) -> int:
+    raw: Any = target.engine.raw_connection()
+    db = raw.driver_connection
+    copied = 0
+    try:
+        db.execute("ATTACH DATABASE ? AS carveout_src", (src_file,))
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for chunk in _chunks(owners):
+                marks = ", ".join("?" for _ in chunk)
+                for table in reversed(tables):
+                    db.execute(
+                        f'DELETE FROM main."{table.name}" WHERE owner_id IN ({marks})', chunk
+                    )
+            first = True
+            for table in tables:
+                cols = _columns(table)
+                for chunk in _chunks(owners):
+                    marks = ", ".join("?" for _ in chunk)
+                    copied += db.execute(
+                        f'INSERT INTO main."{table.name}" ({cols}) SELECT {cols} '
+                        f'FROM carveout_src."{table.name}" WHERE owner_id IN ({marks})',
+                        chunk,
+                    ).rowcount
+                if first:
+                    crash("copy.rows_mid")
+                    first = False
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        finally:
+            db.execute("DETACH DATABASE carveout_src")
+    finally:
+        raw.close()
+    return copied
+
+
+def _copy_postgresql(
+    source: RegionStore,
+    target: RegionStore,
+    tables: list[Table],
+    owners: Sequence[str],
+    crash: Crash,
+) -> int:
+    from psycopg import sql
+
+    src: Any = source.engine.raw_connection()
+    dst: Any = target.engine.raw_connection()
+    copied = 0
+    try:
+        s, d = src.driver_connection, dst.driver_connection
+        with d.cursor() as cur:
+            for table in reversed(tables):
+                cur.execute(f'DELETE FROM "{table.name}" WHERE owner_id = ANY(%s)', (list(owners),))
+        first = True
+        for table in tables:
+            cols = _columns(table)
+            query = sql.SQL(
+                "COPY (SELECT {cols} FROM {table} WHERE owner_id = ANY({owners})) "
+                "TO STDOUT (FORMAT BINARY)"
+            ).format(
+                cols=sql.SQL(cols),
+                table=sql.Identifier(table.name),
+                owners=sql.Literal(list(owners)),
+            )
+            with s.cursor() as out_cur, d.cursor() as in_cur:
+                with (
+                    out_cur.copy(query) as out,
+                    in_cur.copy(
+                        sql.SQL("COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)").format(
+                            table=sql.Identifier(table.name), cols=sql.SQL(cols)
+                        )
+                    ) as into,
+                ):
+                    for block in out:
+                        into.write(block)
+                copied += max(in_cur.rowcount, 0)
+            if first:
+                crash("copy.rows_mid")
+                first = False
+        d.commit()
+        s.rollback()
+    except BaseException:
+        dst.driver_connection.rollback()
+        raise
+    finally:
+        src.close()
+        dst.close()
+    return copied
+
+
+def _copy_generic(
+    source: RegionStore,
+    target: RegionStore,
+    tables: list[Table],
+    owners: Sequence[str],
+    crash: Crash,
+) -> int:
+    copied = 0
+    with source.engine.connect() as src, target.engine.begin() as dst:
+        for table in reversed(tables):
+            for chunk in _chunks(owners):
+                dst.execute(delete(table).where(table.c.owner_id.in_(chunk)))
+        first = True
+        for table in tables:
+            for chunk in _chunks(owners):
+                rows = [
+                    dict(r._mapping)
+                    for r in src.execute(select(table).where(table.c.owner_id.in_(chunk)))
+                ]
+                if rows:
+                    dst.execute(table.insert(), rows)
+                    copied += len(rows)
+            if first:
+                crash("copy.rows_mid")
+                first = False
+    return copied
+
+
+def delete_rows(store: RegionStore, owners: Sequence[str], *, crash: Crash = _no_crash) -> int:
+    """Delete every region row of `owners` in `store`, children first, in one transaction."""
+    if not owners:
+        return 0
+    deleted = 0
+    with store.engine.begin() as conn:
+        first = True
+        for table in reversed(region_tables(store.engine)):
+            for chunk in _chunks(owners):
+                deleted += conn.execute(delete(table).where(table.c.owner_id.in_(chunk))).rowcount
+            if first:
+                crash("clean.rows_mid")
+                first = False
+    return deleted
+
+
+# --- blobs ----------------------------------------------------------------------------------
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def copy_blobs(
+    source: RegionStore, target: RegionStore, owners: Sequence[str], *, crash: Crash = _no_crash
+) -> tuple[int, int]:
+    """Copy every blob of `owners` to `target` (and remove target blobs the source does not
+    have: leftovers of an earlier attempt); durable on return. Returns (blobs, bytes)."""
+    count = size = 0
+    written: list[Path] = []
+    local = isinstance(source.blobs, LocalBlobStore) and isinstance(target.blobs, LocalBlobStore)
+    for owner in owners:
+        keys = list(source.blobs.keys(f"{owner}/"))
+        for stale in set(target.blobs.keys(f"{owner}/")) - set(keys):
+            target.blobs.delete(stale)
+        for key in keys:
+            if local:
+                src = source.blobs.local_path(key)
+                dst = target.blobs.local_path(key)
+                assert src is not None
+                assert dst is not None
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dst.parent / f".tmp-carveout-{uuid.uuid4().hex}"
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, dst)
+                written.append(dst)
+                size += dst.stat().st_size
+            else:
+                data = source.blobs.read_bytes(key)
+                target.blobs.put_bytes(key, data)
+                size += len(data)
+            count += 1
+            if count == 1:
+                crash("copy.blob_mid")
+    # durable before the journal says `copied`: the files, then the folders holding them
+    for path in written:
+        _fsync(path)
+    for folder in {p.parent for p in written}:
+        _fsync(folder)
+    return count, size
+
+
+def delete_blobs(store: RegionStore, owners: Sequence[str], *, crash: Crash = _no_crash) -> int:
+    """Delete every blob of `owners` in `store` (and the emptied folders); returns how many."""
+    count = 0
+    for owner in owners:
+        for key in list(store.blobs.keys(f"{owner}/")):
+            store.blobs.delete(key)
+            count += 1
+            if count == 1:
+                crash("clean.blob_mid")
+        root = getattr(store.blobs, "root", None)
+        if isinstance(root, Path):
+            folder = root / owner
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+    return count

@@ -1,0 +1,705 @@
+"""Running a carve-out: move every user a new policy assigns elsewhere, online, in batches.
+
+Per batch of users going from region S to region T (each step recorded in the journal only once
+its effect is durable, and each effect idempotent, so a run killed anywhere finishes when run
+again):
+
+1. mark: Directory `moving` (to T) and journal `marked`, in one global transaction. From now
+   on every write of these users is refused with 503 (`RegionStore` hooks, request layer);
+   reads keep being served from S. Then wait for S's write fence: every write that checked
+   the Directory before the mark has committed.
+2. copy: rows (one T transaction that first drops any earlier partial copy), blobs (fsynced),
+   the data key re-wrapped under T's key-encryption key → journal `copied`.
+3. verify: the manifest of each user computed on S and on T, independently → equal: journal
+   `verified` with the root; different: copy again once, then give the user back to S
+   (journal `failed`).
+4. flip: Directory home T, `active`; PublicCatalog rows repointed to T; journal `flipped`, in
+   one global transaction.
+5. clean (after `drain` seconds, so requests routed to S before the flip have finished):
+   delete the rows and blobs at S, destroy S's copy of the key → journal `cleaned`.
+6. log: `carve_out_move` (out) and `key_destruction` (carve_out) in S's audit log,
+   `carve_out_move` (in) in T's → journal `done`. A rerun skips entries already appended.
+
+When no user is left (and sign-ups made during the run under the old policy were picked up),
+the new policy is activated and written as the deployment's policy, and the signed report is
+made (reelm.carveout.report).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, insert, select, update
+
+from reelm.audit.entries import CarveOutMove, KeyDestruction
+from reelm.audit.log import MAX_PAGE, RegionLog, region_log
+from reelm.carveout import models as m
+from reelm.carveout.copy import copy_blobs, copy_rows, delete_blobs, delete_rows
+from reelm.carveout.crash import crash_point
+from reelm.carveout.manifest import Manifest, compute_manifests
+from reelm.carveout.plan import check_policy_fits, select_users
+from reelm.config import Settings
+from reelm.db import GlobalModel, new_id, utcnow
+from reelm.errors import Conflict, NotFound
+from reelm.residency.models import ACTIVE, MOVING, DirectoryEntry
+from reelm.residency.policy import ResidencyPolicy, load_policy
+from reelm.residency.service import (
+    active_policy_hash,
+    do_activate_policy,
+    write_policy_file,
+)
+from reelm.residency.store import Platform, RegionStore, wait_for_writers
+
+RUNS: Table = m.CarveOutRun.__table__  # type: ignore[assignment]
+JOURNAL: Table = m.CarveOutUser.__table__  # type: ignore[assignment]
+DIRECTORY: Table = DirectoryEntry.__table__  # type: ignore[assignment]
+PRE_FLIP = (m.PLANNED, m.MARKED, m.COPIED, m.VERIFIED)
+
+
+@dataclass
+class Progress:
+    total: int
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    rows: int = 0
+    blobs: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class RunOptions:
+    batch: int = 500
+    rate: float | None = None
+    """Users per second at most (None: as fast as it goes)."""
+    drain: float = 2.0
+    """Seconds between a batch's flip and the deletion of its source copy: requests routed to
+    the old home before the flip finish reading it."""
+    progress: Callable[[Progress], None] | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    moved: int
+    failed: list[str]
+    skipped: int
+    seconds: float
+    report: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def repoint_tables() -> list[tuple[Table, str]]:
+    """PublicCatalog tables that say where a user's public data is served from: every global
+    table with a `region` column and a column referring to the Directory's user id."""
+    out = []
+    for table in GlobalModel.metadata.sorted_tables:
+        if "region" not in table.c or table.name == "directory":
+            continue
+        for fk in table.foreign_keys:
+            if fk.column.table.name == "directory" and fk.column.name == "user_id":
+                out.append((table, fk.parent.name))
+    return out
+
+
+def run_dir(settings: Settings, run_id: str) -> Path:
+    return settings.data_dir / "carveout" / run_id
+
+
+def _running(platform: Platform, kind: str) -> m.CarveOutRun | None:
+    with platform.global_store.session() as g:
+        return g.scalar(
+            select(m.CarveOutRun)
+            .where(m.CarveOutRun.kind == kind, m.CarveOutRun.state == m.RUNNING)
+            .order_by(m.CarveOutRun.started_at)
+            .limit(1)
+        )
+
+
+def _keep_policy(settings: Settings, run_id: str, policy: ResidencyPolicy) -> Path:
+    """Copy the new policy (and its staff-access file) into the run's folder, so a resumed run
+    uses exactly the policy it started with."""
+    folder = run_dir(settings, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "policy.toml"
+    target.write_text(policy.text, encoding="utf-8")
+    if policy.staff_access_file is not None:
+        relative = os.path.relpath(policy.staff_access_file, policy.source.parent.resolve())
+        dest = folder / relative
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(policy.staff_access_file, dest)
+    return target
+
+
+def start_run(platform: Platform, settings: Settings, policy: ResidencyPolicy) -> str:
+    """Plan the move to `policy` and record it (run, checkpoints before, journal); the run id."""
+    check_policy_fits(platform, policy)
+    moves = select_users(platform, policy=policy)
+    checkpoints: dict[str, str] = {}
+    for name, store in platform.regions.items():
+        checkpoints[name] = region_log(settings, store).sign_checkpoint()
+    crash_point("run.checkpointed")
+    run_id = new_id()
+    kept = _keep_policy(settings, run_id, policy)
+    detail = {
+        "checkpoints_before": checkpoints,
+        "policy_file": str(kept),
+        "version": policy.version,
+    }
+    now = utcnow()
+    with platform.global_store.engine.begin() as g:
+        g.execute(
+            insert(RUNS).values(
+                id=run_id,
+                kind=m.MOVE,
+                state=m.RUNNING,
+                policy_hash=policy.content_hash,
+                previous_hash=active_policy_hash(platform),
+                policy_text=policy.text,
+                detail=json.dumps(detail),
+                started_at=now,
+            )
+        )
+        _journal_insert(g, run_id, {u: (f, t) for u, (f, t, _j) in moves.items()}, now)
+    crash_point("run.created")
+    return run_id
+
+
+def _journal_insert(g: Any, run_id: str, moves: dict[str, tuple[str, str]], now: Any) -> None:
+    rows = [
+        {"run_id": run_id, "user_id": u, "from_region": f, "to_region": t, "step": m.PLANNED,
+         "manifest_root": None, "updated_at": now}
+        for u, (f, t) in sorted(moves.items())
+    ]  # fmt: skip
+    for start in range(0, len(rows), 5000):
+        g.execute(insert(JOURNAL), rows[start : start + 5000])
+
+
+def do_run(
+    platform: Platform,
+    settings: Settings,
+    *,
+    policy: ResidencyPolicy | None = None,
+    options: RunOptions | None = None,
+) -> RunResult:
+    """Start (with `policy`) or resume the carve-out in progress, and carry it to the end."""
+    options = options or RunOptions()
+    running = _running(platform, m.MOVE)
+    if running is not None:
+        if policy is not None and policy.content_hash != running.policy_hash:
+            raise Conflict(
+                f"carve-out {running.id} to policy {running.policy_hash[:12] if running.policy_hash else '?'}… "
+                "is still in progress; finish it first (`reelm carveout run` without --policy)",
+                code="carveout_in_progress",
+            )
+        run_id = running.id
+        detail = json.loads(running.detail)
+        policy = load_policy(Path(detail["policy_file"]), data_dir=settings.data_dir)
+    else:
+        if policy is None:
+            raise NotFound(
+                "No carve-out is in progress; start one with `reelm carveout run --policy NEW.toml`.",
+                code="no_carveout",
+            )
+        run_id = start_run(platform, settings, policy)
+    return Mover(platform, settings, run_id, policy, options).run()
+
+
+class Mover:
+    """Carries one run to its end; see the module docstring for the steps."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        settings: Settings,
+        run_id: str,
+        policy: ResidencyPolicy,
+        options: RunOptions,
+    ) -> None:
+        self.platform = platform
+        self.settings = settings
+        self.run_id = run_id
+        self.policy = policy
+        self.options = options
+        self.logs = {name: region_log(settings, store) for name, store in platform.regions.items()}
+        self.cleanup: deque[tuple[list[str], str, str, float]] = deque()
+        self.fresh: set[str] = set()  # users cleaned by this process: surely not logged yet
+        self._logged: dict[str, set[tuple[str, str]]] | None = None
+        self.started = time.monotonic()
+        self.paced = 0
+        self.progress = Progress(total=0)
+        self.failed: list[str] = []
+
+    # --- the journal -------------------------------------------------------------------------
+
+    def _steps(self) -> dict[str, int]:
+        from sqlalchemy import func
+
+        with self.platform.global_store.engine.connect() as g:
+            return {
+                step: int(n)
+                for step, n in g.execute(
+                    select(JOURNAL.c.step, func.count())
+                    .where(JOURNAL.c.run_id == self.run_id)
+                    .group_by(JOURNAL.c.step)
+                )
+            }
+
+    def _set_step(self, g: Any, users: Sequence[str], step: str) -> None:
+        for start in range(0, len(users), 1000):
+            g.execute(
+                update(JOURNAL)
+                .where(
+                    JOURNAL.c.run_id == self.run_id,
+                    JOURNAL.c.user_id.in_(users[start : start + 1000]),
+                )
+                .values(step=step, updated_at=utcnow())
+            )
+
+    def _step(self, users: Sequence[str], step: str) -> None:
+        with self.platform.global_store.engine.begin() as g:
+            self._set_step(g, users, step)
+
+    def _next_batch(self) -> tuple[str, str, list[tuple[str, str]]] | None:
+        with self.platform.global_store.engine.connect() as g:
+            first = g.execute(
+                select(JOURNAL.c.from_region, JOURNAL.c.to_region)
+                .where(JOURNAL.c.run_id == self.run_id, JOURNAL.c.step.in_(PRE_FLIP))
+                .limit(1)
+            ).first()
+            if first is None:
+                return None
+            src, dst = first
+            rows = g.execute(
+                select(JOURNAL.c.user_id, JOURNAL.c.step)
+                .where(
+                    JOURNAL.c.run_id == self.run_id,
+                    JOURNAL.c.step.in_(PRE_FLIP),
+                    JOURNAL.c.from_region == src,
+                    JOURNAL.c.to_region == dst,
+                )
+                .order_by(JOURNAL.c.user_id)
+                .limit(self.options.batch)
+            ).all()
+        return src, dst, [(u, s) for u, s in rows]
+
+    # --- the run -----------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        steps = self._steps()
+        self.progress = Progress(
+            total=sum(steps.values()),
+            done=steps.get(m.FINISHED, 0),
+            failed=steps.get(m.USER_FAILED, 0),
+            skipped=steps.get(m.SKIPPED, 0),
+        )
+        self._report_progress()
+        self._queue_resumed()
+        while True:
+            while (batch := self._next_batch()) is not None:
+                src, dst, users = batch
+                self._move(src, dst, users)
+                self._clean_due()
+                self._pace()
+            self._clean_due(wait=True)
+            if not self._add_stragglers():
+                break
+        return self._finish()
+
+    def _report_progress(self) -> None:
+        if self.options.progress is not None:
+            self.options.progress(self.progress)
+
+    def _pace(self) -> None:
+        rate = self.options.rate
+        if not rate:
+            return
+        ahead = self.paced / rate - (time.monotonic() - self.started)
+        if ahead > 0:
+            time.sleep(ahead)
+
+    def _queue_resumed(self) -> None:
+        """Users a killed run left flipped or cleaned: finish them first (after the drain)."""
+        with self.platform.global_store.engine.connect() as g:
+            rows = g.execute(
+                select(JOURNAL.c.user_id, JOURNAL.c.from_region, JOURNAL.c.to_region)
+                .where(JOURNAL.c.run_id == self.run_id, JOURNAL.c.step.in_((m.FLIPPED, m.CLEANED)))
+                .order_by(JOURNAL.c.from_region, JOURNAL.c.to_region, JOURNAL.c.user_id)
+            ).all()
+        groups: dict[tuple[str, str], list[str]] = {}
+        for user, src, dst in rows:
+            groups.setdefault((src, dst), []).append(user)
+        now = time.monotonic()
+        for (src, dst), users in groups.items():
+            for start in range(0, len(users), self.options.batch):
+                self.cleanup.append((users[start : start + self.options.batch], src, dst, now))
+
+    def _add_stragglers(self) -> bool:
+        """Users who need moving but are not in the journal yet (signed up under the old policy
+        while the run went on): add them; True if there were any."""
+        moves = select_users(self.platform, policy=self.policy)
+        with self.platform.global_store.engine.begin() as g:
+            known = {
+                u
+                for (u,) in g.execute(
+                    select(JOURNAL.c.user_id).where(JOURNAL.c.run_id == self.run_id)
+                )
+            }
+            new = {u: (f, t) for u, (f, t, _j) in moves.items() if u not in known}
+            if new:
+                _journal_insert(g, self.run_id, new, utcnow())
+        self.progress.total += len(new)
+        return bool(new)
+
+    # --- one batch: mark, copy, verify, flip --------------------------------------------------
+
+    def _move(self, src: str, dst: str, batch: list[tuple[str, str]]) -> None:
+        source, target = self.platform.regions[src], self.platform.regions[dst]
+        users = [u for u, _ in batch]
+        at = dict(batch)
+        planned = [u for u in users if at[u] == m.PLANNED]
+        if planned:
+            marked, gone = self._mark(planned, src, dst)
+            for u in marked:
+                at[u] = m.MARKED
+            for u in gone:
+                at[u] = m.SKIPPED
+            self.progress.skipped += len(gone)
+            crash_point("batch.marked")
+        marked = [u for u in users if at[u] == m.MARKED]
+        if marked:
+            wait_for_writers(source.engine)
+            crash_point("batch.fenced")
+            self._copy(source, target, marked)
+            self._step(marked, m.COPIED)
+            for u in marked:
+                at[u] = m.COPIED
+            crash_point("batch.copied")
+        copied = [u for u in users if at[u] == m.COPIED]
+        if copied:
+            roots, failed = self._verify(source, target, copied)
+            with self.platform.global_store.engine.begin() as g:
+                for start in range(0, len(copied), 1000):
+                    chunk = [u for u in copied[start : start + 1000] if u in roots]
+                    if chunk:
+                        g.execute(
+                            update(JOURNAL)
+                            .where(
+                                JOURNAL.c.run_id == self.run_id,
+                                JOURNAL.c.user_id == _bind("u"),
+                            )
+                            .values(
+                                step=m.VERIFIED, manifest_root=_bind("root"), updated_at=utcnow()
+                            ),
+                            [{"u": u, "root": roots[u]} for u in chunk],
+                        )
+            for u in copied:
+                at[u] = m.VERIFIED if u in roots else m.USER_FAILED
+            if failed:
+                self._give_back(source, target, failed)
+            crash_point("batch.verified")
+        verified = [u for u in users if at[u] == m.VERIFIED]
+        if verified:
+            flipped = self._flip(src, dst, verified)
+            crash_point("batch.flipped")
+            gone = [u for u in verified if u not in flipped]
+            if gone:  # deleted while moving: drop the copy in T too
+                self._drop_copy(target, gone)
+                self._step(gone, m.SKIPPED)
+                self.progress.skipped += len(gone)
+            if flipped:
+                self.cleanup.append((flipped, src, dst, time.monotonic()))
+        self.paced += len(users)
+
+    def _mark(self, users: list[str], src: str, dst: str) -> tuple[list[str], list[str]]:
+        """Directory `moving` for those still active in `src` (or already moving there from a
+        killed attempt); the others left the plan (deleted meanwhile): skipped."""
+        d = DIRECTORY.c
+        with self.platform.global_store.engine.begin() as g:
+            marked: set[str] = set()
+            for start in range(0, len(users), 1000):
+                chunk = users[start : start + 1000]
+                g.execute(
+                    update(DIRECTORY)
+                    .where(d.user_id.in_(chunk), d.state == ACTIVE, d.home_region == src)
+                    .values(state=MOVING, moving_to=dst)
+                )
+                marked.update(
+                    u
+                    for (u,) in g.execute(
+                        select(d.user_id).where(
+                            d.user_id.in_(chunk),
+                            d.state == MOVING,
+                            d.home_region == src,
+                            d.moving_to == dst,
+                        )
+                    )
+                )
+            ok = [u for u in users if u in marked]
+            gone = [u for u in users if u not in marked]
+            self._set_step(g, ok, m.MARKED)
+            self._set_step(g, gone, m.SKIPPED)
+        return ok, gone
+
+    def _copy(self, source: RegionStore, target: RegionStore, users: list[str]) -> None:
+        self.progress.rows += copy_rows(source, target, users, crash=crash_point)
+        crash_point("copy.rows_done")
+        blobs, size = copy_blobs(source, target, users, crash=crash_point)
+        self.progress.blobs += blobs
+        self.progress.bytes += size
+        crash_point("copy.blobs_done")
+        keys = source.keys.data_keys(users)
+        if keys:
+            target.keys.put_data_keys(keys)
+        crash_point("copy.keys_done")
+
+    def _verify(
+        self, source: RegionStore, target: RegionStore, users: list[str]
+    ) -> tuple[dict[str, str], list[str]]:
+        """Manifests on both sides; users whose copies differ are copied again once."""
+        mine = compute_manifests(source, users)
+        crash_point("verify.source_done")
+        theirs = compute_manifests(target, users)
+        crash_point("verify.target_done")
+        bad = [u for u in users if not _same(mine[u], theirs[u])]
+        if bad:
+            self._copy(source, target, bad)
+            mine.update(compute_manifests(source, bad))
+            theirs.update(compute_manifests(target, bad))
+            bad = [u for u in bad if not _same(mine[u], theirs[u])]
+        return {u: mine[u].root for u in users if u not in bad}, bad
+
+    def _give_back(self, source: RegionStore, target: RegionStore, users: list[str]) -> None:
+        """Copies that would not verify: drop them and leave the users where they were."""
+        self._drop_copy(target, users)
+        d = DIRECTORY.c
+        with self.platform.global_store.engine.begin() as g:
+            g.execute(
+                update(DIRECTORY)
+                .where(d.user_id.in_(users), d.state == MOVING, d.home_region == source.name)
+                .values(state=ACTIVE, moving_to=None)
+            )
+            self._set_step(g, users, m.USER_FAILED)
+        self.failed += users
+        self.progress.failed += len(users)
+
+    def _drop_copy(self, target: RegionStore, users: list[str]) -> None:
+        delete_rows(target, users)
+        delete_blobs(target, users)
+        target.keys.destroy_data_keys(users)
+
+    def _flip(self, src: str, dst: str, users: list[str]) -> list[str]:
+        """Directory home `dst`, catalog rows repointed, journal `flipped`: one transaction."""
+        d = DIRECTORY.c
+        with self.platform.global_store.engine.begin() as g:
+            flipped: set[str] = set()
+            for start in range(0, len(users), 1000):
+                chunk = users[start : start + 1000]
+                g.execute(
+                    update(DIRECTORY)
+                    .where(
+                        d.user_id.in_(chunk),
+                        d.state == MOVING,
+                        d.home_region == src,
+                        d.moving_to == dst,
+                    )
+                    .values(home_region=dst, state=ACTIVE, moving_to=None)
+                )
+                flipped.update(
+                    u
+                    for (u,) in g.execute(
+                        select(d.user_id).where(
+                            d.user_id.in_(chunk), d.home_region == dst, d.state == ACTIVE
+                        )
+                    )
+                )
+                for table, column in repoint_tables():
+                    g.execute(
+                        update(table)
+                        .where(table.c[column].in_(chunk), table.c.region == src)
+                        .values(region=dst)
+                    )
+            ok = [u for u in users if u in flipped]
+            self._set_step(g, ok, m.FLIPPED)
+        return ok
+
+    # --- after the drain: clean the source, log both sides ------------------------------------
+
+    def _clean_due(self, *, wait: bool = False) -> None:
+        while self.cleanup:
+            users, src, dst, flipped_at = self.cleanup[0]
+            due = flipped_at + self.options.drain - time.monotonic()
+            if due > 0:
+                if not wait:
+                    return
+                time.sleep(due)
+            self.cleanup.popleft()
+            self._clean(users, src, dst)
+
+    def _clean(self, users: list[str], src: str, dst: str) -> None:
+        source, target = self.platform.regions[src], self.platform.regions[dst]
+        with self.platform.global_store.engine.connect() as g:
+            at = dict(
+                g.execute(
+                    select(JOURNAL.c.user_id, JOURNAL.c.step).where(
+                        JOURNAL.c.run_id == self.run_id, JOURNAL.c.user_id.in_(users)
+                    )
+                ).all()
+            )
+        flipped = [u for u in users if at.get(u) == m.FLIPPED]
+        if flipped:
+            delete_rows(source, flipped, crash=crash_point)
+            crash_point("clean.rows_done")
+            delete_blobs(source, flipped, crash=crash_point)
+            crash_point("clean.blobs_done")
+            source.keys.destroy_data_keys(flipped)
+            crash_point("clean.keys_done")
+            self._step(flipped, m.CLEANED)
+            self.fresh.update(flipped)
+            crash_point("batch.cleaned")
+        cleaned = [u for u in users if at.get(u) in (m.FLIPPED, m.CLEANED)]
+        if cleaned:
+            self._log(source, target, cleaned)
+            self._step(cleaned, m.FINISHED)
+            self.progress.done += len(cleaned)
+            self._report_progress()
+            crash_point("batch.done")
+
+    def _already_logged(self, region: str) -> set[tuple[str, str]]:
+        """(kind/direction, subject) of the carve-out entries this run appended to `region`'s log
+        before a crash: read once, from the checkpoint the run started at."""
+        if self._logged is None:
+            self._logged = {}
+            with self.platform.global_store.session() as g:
+                run = g.get(m.CarveOutRun, self.run_id)
+                assert run is not None
+                before = json.loads(run.detail)["checkpoints_before"]
+            from reelm.audit.checkpoint import parse_checkpoint, parse_note
+
+            for name, log in self.logs.items():
+                start = parse_checkpoint(parse_note(before[name]).text).size
+                self._logged[name] = _carveout_entries(log, start, self.run_id)
+        return self._logged[region]
+
+    def _log(self, source: RegionStore, target: RegionStore, users: list[str]) -> None:
+        with self.platform.global_store.engine.connect() as g:
+            roots = dict(
+                g.execute(
+                    select(JOURNAL.c.user_id, JOURNAL.c.manifest_root).where(
+                        JOURNAL.c.run_id == self.run_id, JOURNAL.c.user_id.in_(users)
+                    )
+                ).all()
+            )
+        digests = {
+            u: hashlib.sha256(k).hexdigest() for u, k in target.keys.data_keys(users).items()
+        }
+        resumed = [u for u in users if u not in self.fresh]
+        out_log, in_log = self.logs[source.name], self.logs[target.name]
+        skip_out = self._already_logged(source.name) if resumed else set()
+        skip_in = self._already_logged(target.name) if resumed else set()
+        out_entries: list[Any] = []
+        in_entries: list[Any] = []
+        for u in users:
+            common = {
+                "run_id": self.run_id,
+                "from_region": source.name,
+                "to_region": target.name,
+                "manifest_root": roots[u],
+                "policy_hash": self.policy.content_hash,
+            }
+            s_out, s_in = out_log.pseudonym(u), in_log.pseudonym(u)
+            if ("out", s_out) not in skip_out:
+                out_entries.append(CarveOutMove(subject=s_out, direction="out", **common))
+            if u in digests and ("key", s_out) not in skip_out:
+                out_entries.append(
+                    KeyDestruction(subject=s_out, key_digest=digests[u], reason="carve_out")
+                )
+            if ("in", s_in) not in skip_in:
+                in_entries.append(CarveOutMove(subject=s_in, direction="in", **common))
+        if out_entries:
+            out_log.record_now(*out_entries)
+        crash_point("log.source_done")
+        if in_entries:
+            in_log.record_now(*in_entries)
+        crash_point("log.target_done")
+
+    # --- the end -------------------------------------------------------------------------------
+
+    def _finish(self) -> RunResult:
+        steps = self._steps()
+        failed = steps.get(m.USER_FAILED, 0)
+        report: str | None = None
+        if not failed:
+            crash_point("run.before_activate")
+            do_activate_policy(self.platform, self.policy, actor="reelm-carveout")
+            write_policy_file(
+                self.settings,
+                policy=str(run_dir(self.settings, self.run_id) / "policy.toml"),
+                force=True,
+            )
+            self.platform.policy = self.policy
+            crash_point("run.activated")
+        from reelm.carveout.report import do_report
+
+        report = do_report(self.platform, self.settings, self.run_id)
+        with self.platform.global_store.engine.begin() as g:
+            g.execute(
+                update(RUNS)
+                .where(RUNS.c.id == self.run_id)
+                .values(state=m.FAILED if failed else m.DONE, finished_at=utcnow(), report=report)
+            )
+        crash_point("run.reported")
+        with self.platform.global_store.engine.connect() as g:
+            failed_users = [
+                u
+                for (u,) in g.execute(
+                    select(JOURNAL.c.user_id).where(
+                        JOURNAL.c.run_id == self.run_id, JOURNAL.c.step == m.USER_FAILED
+                    )
+                )
+            ]
+        return RunResult(
+            run_id=self.run_id,
+            moved=steps.get(m.FINISHED, 0),
+            failed=failed_users,
+            skipped=steps.get(m.SKIPPED, 0),
+            seconds=time.monotonic() - self.started,
+            report=report,
+            counts=steps,
+        )
+
+
+def _same(a: Manifest, b: Manifest) -> bool:
+    return a.root == b.root
+
+
+def _bind(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
+
+
+def _carveout_entries(log: RegionLog, start: int, run_id: str) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    end = log.size()
+    while start < end:
+        rows = log.entries(start, min(end, start + MAX_PAGE))
+        if not rows:
+            break
+        for row in rows:
+            entry = json.loads(row.data)
+            if entry.get("kind") == "carve_out_move" and entry.get("run_id") == run_id:
+                found.add((entry["direction"], entry["subject"]))
+            elif entry.get("kind") == "key_destruction" and entry.get("reason") == "carve_out":
+                found.add(("key", entry["subject"]))
+        start = rows[-1].idx + 1
+    return found
