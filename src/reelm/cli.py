@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -99,6 +100,14 @@ def demo(ctx: click.Context, policy: str | None) -> None:
     platform.close()
 
 
+def _spawn_worker(settings: Settings, region: str, *, workers: int = 1) -> subprocess.Popen[bytes]:
+    """`reelm worker --region R` as a child process (other settings come from the environment)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "reelm.cli", "--data-dir", str(settings.data_dir), "worker",
+         "--region", region, "--workers", str(workers)]
+    )
+
+
 @main.command()
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
@@ -106,8 +115,6 @@ def demo(ctx: click.Context, policy: str | None) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, no_workers: bool) -> None:
     """Serve reelm over HTTP (initialising the data folder when needed)."""
-    import subprocess
-
     import uvicorn
 
     from reelm.residency.service import do_init
@@ -121,19 +128,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_workers: bo
         []
         if no_workers or settings.jobs_immediate
         else [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "reelm.cli",
-                    "--data-dir",
-                    str(settings.data_dir),
-                    "worker",
-                    "--region",
-                    name,
-                ]
-            )
-            for name in platform.regions
+            _spawn_worker(settings, name) for name in platform.regions
         ]
     )
     console.print(f"reelm serving at http://{h}:{p} ({len(workers)} region worker(s))")
@@ -161,25 +156,7 @@ def worker(ctx: click.Context, regions: tuple[str, ...], workers: int) -> None:
     bind(platform, settings)
     names = list(regions) or list(platform.regions)
     if len(names) != 1:
-        import subprocess
-
-        procs = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "reelm.cli",
-                    "--data-dir",
-                    str(settings.data_dir),
-                    "worker",
-                    "--region",
-                    n,
-                    "--workers",
-                    str(workers),
-                ]
-            )
-            for n in names
-        ]
+        procs = [_spawn_worker(settings, n, workers=workers) for n in names]
         sys.exit(max(p.wait() for p in procs))
     region = names[0]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -420,6 +397,7 @@ main.add_command(audit)
 from reelm.carveout.cli import carveout  # noqa: E402
 
 main.add_command(carveout)
+
 
 if __name__ == "__main__":
     main()
