@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy import ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reelm.db import ID, RegionModel, UTCDateTime, new_id, utcnow
@@ -27,6 +27,8 @@ class Account(RegionModel):
     display_name: Mapped[str] = mapped_column(String(60), default="")
     bio: Mapped[str] = mapped_column(String(300), default="")
     is_private: Mapped[bool] = mapped_column(default=False)
+    # Hashtags picked at sign-up (a JSON list), seeding the For You feed of a new user.
+    interests: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set when the user asks to delete their account: after this moment the account is purged
     # (rows, blobs, data key). Until then the user can log in and cancel.

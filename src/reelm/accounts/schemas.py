@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from reelm.residency.egress import PublicRecord, public_schema
 from reelm.residency.models import PublicProfile
 from reelm.text import UserText
+
+HASHTAG = re.compile(r"\w{1,100}")
 
 
 class SignUp(BaseModel):
@@ -21,6 +25,20 @@ class SignUp(BaseModel):
     birth_date: date
     jurisdiction: str = Field(min_length=2, max_length=2)
     display_name: UserText = Field(default="", max_length=60)
+    interests: list[Annotated[str, Field(max_length=101)]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Hashtags to seed the For You feed (see GET /api/v1/interests).",
+    )
+
+    @field_validator("interests")
+    @classmethod
+    def _hashtags(cls, value: list[str]) -> list[str]:
+        tags = list(dict.fromkeys(t.strip().lstrip("#").lower() for t in value))
+        for tag in tags:
+            if not HASHTAG.fullmatch(tag):
+                raise ValueError(f"{tag!r} is not a hashtag (letters, digits, underscores)")
+        return tags
 
 
 class Login(BaseModel):

@@ -10,6 +10,7 @@ removes it.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -161,6 +162,7 @@ def check_sign_up(
                 birth_date_ct=cipher.encrypt("birth_date", data.birth_date.isoformat()),
                 jurisdiction=data.jurisdiction.upper(),
                 display_name=data.display_name or data.handle,
+                interests=json.dumps(data.interests) if data.interests else None,
             )
             s.add(account)
             s.flush()
