@@ -161,6 +161,9 @@ def worker(ctx: click.Context, regions: tuple[str, ...], workers: int) -> None:
     region = names[0]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     huey = task_for(platform, settings, region).huey
+    from reelm.feed.tasks import schedule_training
+
+    schedule_training(platform, settings, region)  # the For You model, retrained periodically
     requeued = requeue_unfinished(platform, settings, region)
     console.print(f"worker for region {region}: {len(requeued)} unfinished job(s) requeued")
     huey.create_consumer(workers=workers, worker_type="thread", check_worker_health=True).run()
@@ -398,6 +401,9 @@ from reelm.carveout.cli import carveout  # noqa: E402
 
 main.add_command(carveout)
 
+from reelm.feed.cli import feed  # noqa: E402
+
+main.add_command(feed)
 
 if __name__ == "__main__":
     main()

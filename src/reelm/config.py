@@ -92,6 +92,14 @@ class Settings(BaseSettings):
         "name of its signing key); `{region}` is replaced by the region name. Fixed when the "
         "region's key is created.",
     )
+    feed_train_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=60,
+        description="Every how many minutes each region's worker retrains that region's For You "
+        "model and refreshes its candidate pools (and once when the worker starts, if the model "
+        "is missing or older).",
+    )
     host: str = Field(default="127.0.0.1", description="Address `reelm serve` listens on.")
     port: int = Field(default=8000, description="Port `reelm serve` listens on.")
     cookie_secure: bool = Field(

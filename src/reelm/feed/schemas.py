@@ -22,6 +22,13 @@ class FeedPage(BaseModel):
     next_cursor: str | None = None
 
 
+class Interest(BaseModel):
+    """A hashtag a new user may pick to seed their For You feed."""
+
+    tag: str
+    videos: int
+
+
 class ProfilePage(BaseModel):
     handle: str
     display_name: str

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 _QUEUES: dict[tuple[str, str], Any] = {}
 _TASKS: dict[tuple[str, str], Any] = {}
+_PERIODIC: dict[tuple[str, str, str], Any] = {}
 Runner = Callable[[str, str], None]
 
 
@@ -42,3 +43,24 @@ def transcode_task(work_dir: Path, region: str, runner: Runner, *, immediate: bo
         huey = queue(work_dir, region, immediate=immediate)
         _TASKS[key] = huey.task(retries=2, retry_delay=5, name="process_video")(runner)
     return _TASKS[key]
+
+
+def periodic_task(
+    work_dir: Path,
+    region: str,
+    name: str,
+    fn: Callable[[], None],
+    *,
+    minutes: int,
+    immediate: bool = False,
+) -> Any:
+    """Register `fn` to run every `minutes` (1–60) on the region's queue; the consumer of
+    `reelm worker --region R` runs it. Calling the returned task enqueues one run now."""
+    from huey import crontab
+
+    key = (str(work_dir), region, name)
+    if key not in _PERIODIC:
+        huey = queue(work_dir, region, immediate=immediate)
+        every = crontab(minute=f"*/{minutes}") if minutes < 60 else crontab(minute="0")
+        _PERIODIC[key] = huey.periodic_task(every, name=name)(fn)
+    return _PERIODIC[key]

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from reelm.feed import service
-from reelm.feed.schemas import FeedPage, ProfilePage, SearchResults
-from reelm.web.deps import CurrentUserDep, OptionalUserDep, PlatformDep
+from reelm.feed import foryou, service
+from reelm.feed.schemas import FeedPage, Interest, ProfilePage, SearchResults
+from reelm.web.deps import CurrentUserDep, OptionalUserDep, PlatformDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["feed"])
 Cursor = Annotated[str | None, Query(max_length=400)]
@@ -21,6 +21,24 @@ def following(
 ) -> FeedPage:
     """Newest videos of the accounts you follow."""
     return service.following_feed(platform, user, cursor=cursor, limit=limit)
+
+
+@router.get("/feed/for-you")
+def for_you(
+    user: OptionalUserDep,
+    platform: PlatformDep,
+    settings: SettingsDep,
+    cursor: Cursor = None,
+    limit: Limit = 10,
+) -> FeedPage:
+    """Videos picked for you, each with the reason it was picked; anonymous: popular and new."""
+    return foryou.for_you_feed(platform, settings, user, cursor=cursor, limit=limit)
+
+
+@router.get("/interests")
+def interests(platform: PlatformDep) -> list[Interest]:
+    """Popular hashtags a new user can pick at sign-up to seed their For You feed."""
+    return foryou.popular_interests(platform)
 
 
 @router.get("/users/{handle}/videos")

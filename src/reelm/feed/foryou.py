@@ -1,0 +1,576 @@
+"""The For You feed: candidates from several sources, ranked by predicted engagement, served in
+pages with 20% exploration, the diversity rule, and the viewer's blocks, mutes, "not interested",
+finished videos and visibility checked afresh on every page.
+
+A session's ranked list is built once (on its first page) and kept in process memory for a short
+time under (viewer, seed); the cursor carries the seed and the page number, so later pages take
+the next items off that list and never repeat one. See docs/feed.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+import time
+import weakref
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import CompoundSelect, func, literal, select, union_all
+
+from reelm.accounts.models import Account
+from reelm.accounts.service import CurrentUser
+from reelm.config import Settings
+from reelm.db import utcnow
+from reelm.errors import InvalidInput
+from reelm.feed import ranking
+from reelm.feed.model import ForYouModel, Pools, compute_pools, load_model
+from reelm.feed.ranking import Candidate, Queue
+from reelm.feed.schemas import FeedItem, FeedPage, Interest, decode_cursor, encode_cursor
+from reelm.media.models import PublishedVideo, VideoTag
+from reelm.media.schemas import PublicVideoRead
+from reelm.media.service import media_urls
+from reelm.residency.store import Platform
+from reelm.social.models import Block, Follow, Like, Mute, NotInterested, Save, Share, WatchEvent
+from reelm.social.service import Person
+
+MAX_PAGE = 50
+FINISHED_DAYS = 7
+SESSION_SECONDS = 15 * 60  # how long a session's ranked list is kept
+MAX_SESSIONS = 20_000  # per process; the least recently used go first
+MAIN_SIZE = 300
+EXPLORE_SIZE = 100
+POSITIVES = 200  # the viewer's most recent positive records read to build a session
+TOP_TAGS, TOP_SOUNDS, NEIGHBOUR_SEEDS, NEIGHBOURS_EACH = 8, 3, 30, 10
+TRENDING_TAKE, FOLLOWING_TAKE, FRESH_TAKE = 150, 100, 100
+KIND_WEIGHT = {"share": 3.0, "like": 2.0, "save": 2.0, "complete": 1.0}
+KIND_VERB = {"share": "shared", "like": "liked", "save": "saved", "complete": "watched"}
+INTEREST_WEIGHT = 1.5
+AFFINITY_HALF_LIFE_DAYS = 14.0
+FRESH_HALF_LIFE_HOURS = 48.0
+
+VIDEO_COLUMNS = (
+    PublishedVideo.id, PublishedVideo.creator_id, PublishedVideo.creator_handle,
+    PublishedVideo.region, PublishedVideo.caption, PublishedVideo.visibility,
+    PublishedVideo.allow_comments, PublishedVideo.sound_id, PublishedVideo.duration_s,
+    PublishedVideo.width, PublishedVideo.height, PublishedVideo.published_at,
+    PublishedVideo.like_count, PublishedVideo.comment_count, PublishedVideo.share_count,
+    PublishedVideo.view_count,
+)  # fmt: skip
+
+
+VideoRow = Any  # a result row of VIDEO_COLUMNS (attributes named like PublishedVideo's)
+
+
+# ---- what is read about the viewer, in their own region ---------------------------------------
+
+
+@dataclass
+class ViewerState:
+    """The viewer's own records that every page must respect, read fresh for each page."""
+
+    follows: set[str] = field(default_factory=set)  # active follows only
+    hidden: set[str] = field(default_factory=set)  # blocked, muted, or blocking the viewer
+    not_interested: set[str] = field(default_factory=set)
+    finished: set[str] = field(default_factory=set)  # completed in the last 7 days
+    interests: list[str] = field(default_factory=list)
+
+
+def viewer_state(platform: Platform, me: Person) -> ViewerState:
+    """One query in the viewer's region, and one per other region for who blocked the viewer
+    (those regions answer with ids only)."""
+    v = me.user_id
+    since = utcnow() - timedelta(days=FINISHED_DAYS)
+    query: CompoundSelect[Any] = union_all(
+        select(literal("f"), Follow.followee_id).where(
+            Follow.owner_id == v, Follow.state == "active"
+        ),
+        select(literal("h"), Block.target_id).where(Block.owner_id == v),
+        select(literal("h"), Block.owner_id).where(Block.target_id == v),
+        select(literal("h"), Mute.target_id).where(Mute.owner_id == v),
+        select(literal("n"), NotInterested.video_id).where(NotInterested.owner_id == v),
+        select(literal("c"), WatchEvent.video_id).where(
+            WatchEvent.owner_id == v, WatchEvent.completed.is_(True), WatchEvent.created_at >= since
+        ),
+        select(literal("i"), Account.interests).where(Account.id == v),
+    )
+    state = ViewerState()
+    sets = {"f": state.follows, "h": state.hidden, "n": state.not_interested, "c": state.finished}
+    with platform.region(me.region).session() as s:
+        for kind, value in s.execute(query):
+            if kind == "i":
+                state.interests = json.loads(value) if value else []
+            else:
+                sets[kind].add(value)
+    for name, store in platform.regions.items():
+        if name != me.region:
+            with store.session() as s:
+                state.hidden.update(s.scalars(select(Block.owner_id).where(Block.target_id == v)))
+    return state
+
+
+def viewer_positives(platform: Platform, me: Person) -> list[tuple[str, str, datetime]]:
+    """(video, kind, when) of the viewer's most recent likes, saves, shares and completions."""
+    v = me.user_id
+    records = union_all(
+        select(Like.video_id, literal("like").label("kind"), Like.created_at).where(
+            Like.owner_id == v
+        ),
+        select(Save.video_id, literal("save"), Save.created_at).where(Save.owner_id == v),
+        select(Share.video_id, literal("share"), Share.created_at).where(Share.owner_id == v),
+        select(WatchEvent.video_id, literal("complete"), WatchEvent.created_at).where(
+            WatchEvent.owner_id == v, WatchEvent.completed.is_(True)
+        ),
+    ).subquery()
+    query = select(records).order_by(records.c.created_at.desc()).limit(POSITIVES)
+    with platform.region(me.region).session() as s:
+        return [(vid, kind, at) for vid, kind, at in s.execute(query)]
+
+
+# ---- what is read from the PublicCatalog ------------------------------------------------------
+
+
+def fetch_videos(platform: Platform, ids: Iterable[str]) -> dict[str, VideoRow]:
+    wanted = list(dict.fromkeys(ids))
+    out: dict[str, VideoRow] = {}
+    if not wanted:
+        return out
+    with platform.global_store.session() as g:
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            for row in g.execute(select(*VIDEO_COLUMNS).where(PublishedVideo.id.in_(chunk))):
+                out[row.id] = row
+    return out
+
+
+def fetch_tags(platform: Platform, ids: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    if not ids:
+        return out
+    with platform.global_store.session() as g:
+        for i in range(0, len(ids), 500):
+            rows = g.execute(
+                select(VideoTag.video_id, VideoTag.value).where(
+                    VideoTag.kind == "hashtag", VideoTag.video_id.in_(ids[i : i + 500])
+                )
+            )
+            for vid, tag in rows:
+                out[vid].append(tag)
+    return out
+
+
+def followed_videos(platform: Platform, follows: set[str]) -> list[VideoRow]:
+    with platform.global_store.session() as g:
+        return list(
+            g.execute(
+                select(*VIDEO_COLUMNS)
+                .where(PublishedVideo.creator_id.in_(list(follows)))
+                .order_by(PublishedVideo.published_at.desc())
+                .limit(FOLLOWING_TAKE)
+            )
+        )
+
+
+def fresh_public_ids(platform: Platform, after: datetime) -> list[str]:
+    """Public videos published after the last training, so they can be discovered at once."""
+    with platform.global_store.session() as g:
+        return list(
+            g.scalars(
+                select(PublishedVideo.id)
+                .where(PublishedVideo.visibility == "public", PublishedVideo.published_at > after)
+                .order_by(PublishedVideo.published_at.desc())
+                .limit(FRESH_TAKE)
+            )
+        )
+
+
+def visible(row: VideoRow | None, state: ViewerState | None, viewer_id: str | None) -> bool:
+    """May this catalogue row be shown to the viewer? Private videos are never in the catalogue;
+    followers-only ones only to active followers; nothing of a hidden creator."""
+    if row is None:
+        return False
+    if state is None:
+        return bool(row.visibility == "public")
+    if row.creator_id == viewer_id or row.creator_id in state.hidden:
+        return False
+    if row.id in state.not_interested or row.id in state.finished:
+        return False
+    return row.visibility == "public" or (
+        row.visibility == "followers" and row.creator_id in state.follows
+    )
+
+
+# ---- building a session's ranked list ----------------------------------------------------------
+
+
+@dataclass
+class Offer:
+    source: int
+    reason: str
+
+
+@dataclass
+class Build:
+    """Candidates gathered for one session before they are scored."""
+
+    main: dict[str, Offer] = field(default_factory=dict)
+    explore: dict[str, Offer] = field(default_factory=dict)
+    rows: dict[str, VideoRow] = field(default_factory=dict)
+
+    def offer(self, video_id: str, source: int, reason: str) -> None:
+        """A candidate for the main list. Trending does not take videos from the exploration
+        pool (so exploration still has something to show on a small catalogue); a personal
+        source (follows, co-engagement, hashtags, sounds) does."""
+        if video_id in self.explore:
+            if source == ranking.TRENDING:
+                return
+            del self.explore[video_id]
+        o = self.main.get(video_id)
+        if o is None:
+            self.main[video_id] = Offer(source, reason)
+        elif source < o.source:
+            o.source, o.reason = source, reason
+
+
+def _decay(age: timedelta, half_life_days: float) -> float:
+    return math.exp(-math.log(2) * max(age.total_seconds(), 0) / 86400 / half_life_days)
+
+
+def _pools(platform: Platform, region: str) -> tuple[ForYouModel | None, Pools]:
+    model = load_model(platform.region(region))
+    if model is not None:
+        return model, model.pools
+    # before the region's first training: the same pools, computed now (slow on a big catalogue)
+    return None, compute_pools(platform, region)
+
+
+def build_session(
+    platform: Platform, me: Person | None, state: ViewerState | None, seed: int
+) -> Queue:
+    now = utcnow()
+    b = Build()
+    regions = [me.region] if me is not None else list(platform.regions)
+    loaded = {r: _pools(platform, r) for r in regions}
+    tag_weight: dict[str, float] = defaultdict(float)
+    tag_reason: dict[str, tuple[float, str, int]] = {}
+    sound_weight: dict[str, float] = defaultdict(float)
+    user_vector = None
+    seen: set[str] = set()
+    model = loaded[me.region][0] if me is not None else None
+
+    trained = min(
+        (m.trained_at for m, _ in loaded.values() if m is not None), default=now - timedelta(days=7)
+    )
+    explore_ids = fresh_public_ids(platform, trained)
+    for _, pools in loaded.values():
+        explore_ids += pools.explore
+    for vid in explore_ids:
+        b.explore.setdefault(vid, Offer(ranking.EXPLORE, "New creators to discover"))
+
+    if me is not None and state is not None:
+        if state.follows:
+            for followed in followed_videos(platform, state.follows):
+                b.rows[followed.id] = followed
+                b.offer(followed.id, ranking.FOLLOWING, f"You follow @{followed.creator_handle}")
+        positives = viewer_positives(platform, me)
+        # liked, saved or shared videos are not shown again; finished ones only for 7 days
+        seen = {vid for vid, kind, _ in positives if kind != "complete"}
+        pos_ids = list(dict.fromkeys(vid for vid, _, _ in positives))
+        pos_rows = fetch_videos(platform, pos_ids)
+        pos_tags = fetch_tags(platform, pos_ids)
+        confidence: dict[str, float] = defaultdict(lambda: 1.0)
+        for vid, kind, at in positives:
+            w = KIND_WEIGHT[kind] * _decay(now - at, AFFINITY_HALF_LIFE_DAYS)
+            confidence[vid] += KIND_WEIGHT[kind]
+            for tag in pos_tags.get(vid, ()):
+                tag_weight[tag] += w
+                best = tag_reason.get(tag)
+                if best is None or KIND_WEIGHT[kind] > best[0]:
+                    tag_reason[tag] = (
+                        KIND_WEIGHT[kind],
+                        f"Because you {KIND_VERB[kind]} #{tag}",
+                        ranking.HASHTAG,
+                    )
+            pos = pos_rows.get(vid)
+            if pos is not None and pos.sound_id is not None:
+                sound_weight[pos.sound_id] += w
+        for tag in state.interests:
+            tag_weight[tag] += INTEREST_WEIGHT
+            tag_reason.setdefault(tag, (0.0, f"Because you picked #{tag}", ranking.INTEREST))
+        if model is not None and model.items is not None:
+            items = model.items
+            known = [vid for vid in pos_ids if vid in items.index]
+            user_vector = items.user_vector(
+                [items.index[v] for v in known], [confidence[v] for v in known]
+            )
+            for vid in known[:NEIGHBOUR_SEEDS]:
+                pos = pos_rows.get(vid)
+                who = f"@{pos.creator_handle}'s video" if pos is not None else "a video you liked"
+                reason = f"Viewers who liked {who} also liked this"
+                for j in items.neighbours[items.index[vid]][:NEIGHBOURS_EACH]:
+                    b.offer(items.item_ids[int(j)], ranking.NEIGHBOUR, reason)
+        pools = loaded[me.region][1]
+        for tag in sorted(tag_weight, key=lambda t: -tag_weight[t])[:TOP_TAGS]:
+            _, reason, source = tag_reason[tag]
+            for vid in pools.hashtags.get(tag, ()):
+                b.offer(vid, source, reason)
+        for sound in sorted(sound_weight, key=lambda s: -sound_weight[s])[:TOP_SOUNDS]:
+            for vid in pools.sounds.get(sound, ()):
+                b.offer(vid, ranking.SOUND, "Uses a sound you like")
+
+    trend: dict[str, float] = {}
+    for _, pools in loaded.values():
+        top = max(pools.trending.values(), default=1.0) or 1.0
+        for vid, t in list(pools.trending.items())[:TRENDING_TAKE]:
+            trend[vid] = max(trend.get(vid, 0.0), t / top)
+    popular = "Popular in your region" if me is not None else "Popular on reelm"
+    for vid in trend:
+        b.offer(vid, ranking.TRENDING, popular)
+
+    wanted = [v for v in (*b.main, *b.explore) if v not in b.rows and v not in seen]
+    b.rows.update(fetch_videos(platform, wanted))
+    viewer_id = me.user_id if me is not None else None
+    ok = [v for v in b.main if v not in seen and visible(b.rows.get(v), state, viewer_id)]
+    ok_explore = [
+        v for v in b.explore if v not in seen and visible(b.rows.get(v), state, viewer_id)
+    ]
+    tags = fetch_tags(platform, ok) if tag_weight else {}
+    completion: dict[str, float] = {}
+    for _, pools in loaded.values():
+        completion.update(pools.completion)
+
+    def candidates(ids: list[str], offers: dict[str, Offer]) -> list[Candidate]:
+        out = []
+        for vid in ids:
+            row = b.rows[vid]
+            o = offers[vid]
+            out.append(Candidate(vid, row.creator_id, row.sound_id, o.source, o.reason))
+        return out
+
+    main = candidates(ok, b.main)
+    explore = candidates(ok_explore, b.explore)
+    _features(main + explore, b.rows, completion, now)
+    top_tag = max(tag_weight.values(), default=1.0) or 1.0
+    top_sound = max(sound_weight.values(), default=1.0) or 1.0
+    model_scores: dict[str, float] = {}
+    if user_vector is not None and model is not None and model.items is not None:
+        items = model.items
+        in_model = [c.video_id for c in main if c.video_id in items.index]
+        if in_model:
+            s = items.scores(user_vector, [items.index[v] for v in in_model])
+            model_scores = dict(zip(in_model, np.clip(s, 0.0, 1.0).tolist(), strict=True))
+    follows = state.follows if state is not None else set()
+    for c in main:
+        c.model = model_scores.get(c.video_id, 0.0)
+        c.hashtag = max((tag_weight.get(t, 0.0) for t in tags.get(c.video_id, ())), default=0.0)
+        c.hashtag /= top_tag
+        c.sound = sound_weight.get(c.sound_id, 0.0) / top_sound if c.sound_id else 0.0
+        c.follow = 1.0 if c.creator_id in follows else 0.0
+        c.trend = trend.get(c.video_id, 0.0)
+    ranking.score(main, seed)
+    ranking.explore_score(explore, seed)
+    main.sort(key=lambda c: -c.score)
+    explore.sort(key=lambda c: -c.score)
+    return Queue(main[:MAIN_SIZE], explore[:EXPLORE_SIZE])
+
+
+def _features(
+    cands: list[Candidate], rows: dict[str, VideoRow], completion: dict[str, float], now: datetime
+) -> None:
+    """Public-count prior (and the region's completion rate) as percentile ranks; freshness."""
+    if not cands:
+        return
+    r = [rows[c.video_id] for c in cands]
+    counts = np.array(
+        [(x.like_count, x.comment_count, x.share_count, x.view_count) for x in r], dtype=np.float64
+    )
+    prior = ranking.percentile_rank(
+        ranking.engagement_prior(counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3])
+    )
+    rates = np.array([completion.get(c.video_id, -1.0) for c in cands])
+    if (rates >= 0).any():
+        prior = 0.5 * prior + 0.5 * ranking.percentile_rank(rates)
+    for c, x, p in zip(cands, r, prior.tolist(), strict=True):
+        c.prior = p
+        age_h = (now - x.published_at).total_seconds() / 3600
+        c.fresh = math.exp(-math.log(2) * max(age_h, 0.0) / FRESH_HALF_LIFE_HOURS)
+
+
+# ---- sessions and pages ----------------------------------------------------------------------
+
+
+@dataclass
+class FeedSession:
+    queue: Queue
+    served: list[list[Candidate]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    used: float = field(default_factory=time.monotonic)
+
+
+class SessionCache:
+    """Sessions of one process, least recently used first out, each kept SESSION_SECONDS."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[tuple[str, int], FeedSession] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> FeedSession | None:
+        with self._lock:
+            s = self._items.get(key)
+            if s is None or time.monotonic() - s.used > SESSION_SECONDS:
+                self._items.pop(key, None)
+                return None
+            s.used = time.monotonic()
+            self._items.move_to_end(key)
+            return s
+
+    def put(self, key: tuple[str, int], session: FeedSession) -> FeedSession:
+        with self._lock:
+            existing = self._items.get(key)
+            if existing is not None:
+                return existing  # another request built it first
+            self._items[key] = session
+            while len(self._items) > MAX_SESSIONS:
+                self._items.popitem(last=False)
+            return session
+
+
+_CACHES: weakref.WeakKeyDictionary[Platform, SessionCache] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def _cache(platform: Platform) -> SessionCache:
+    with _CACHES_LOCK:
+        cache = _CACHES.get(platform)
+        if cache is None:
+            cache = _CACHES[platform] = SessionCache()
+        return cache
+
+
+def forget_sessions(platform: Platform) -> None:
+    """Drop every cached session of this process (tests; after a retrain if wanted)."""
+    with _CACHES_LOCK:
+        _CACHES.pop(platform, None)
+
+
+class FreshRows:
+    """Catalogue rows of the candidates about to be served, fetched in small batches when first
+    needed, so visibility and counts are current when a page goes out."""
+
+    def __init__(self, platform: Platform, queue: Queue, batch: int) -> None:
+        self.platform, self.queue, self.batch = platform, queue, batch
+        self.rows: dict[str, VideoRow | None] = {}
+
+    def get(self, video_id: str) -> VideoRow | None:
+        if video_id not in self.rows:
+            ahead = [video_id]
+            for source in (self.queue.main, self.queue.explore):
+                ahead += [c.video_id for c in source[: self.batch] if c.video_id not in self.rows]
+            found = fetch_videos(self.platform, ahead)
+            for vid in ahead:
+                self.rows[vid] = found.get(vid)
+        return self.rows[video_id]
+
+
+def _serve_next(
+    platform: Platform,
+    session: FeedSession,
+    limit: int,
+    state: ViewerState | None,
+    viewer_id: str | None,
+) -> list[tuple[Candidate, VideoRow]]:
+    rows = FreshRows(platform, session.queue, batch=limit + 5)
+    picked = ranking.take(
+        session.queue, limit, lambda c: visible(rows.get(c.video_id), state, viewer_id)
+    )
+    session.served.append(picked)
+    out = []
+    for c in picked:
+        row = rows.get(c.video_id)
+        assert row is not None
+        out.append((c, row))
+    return out
+
+
+def _replay(
+    platform: Platform,
+    session: FeedSession,
+    page: int,
+    state: ViewerState | None,
+    viewer_id: str | None,
+) -> list[tuple[Candidate, VideoRow]]:
+    """A page that was served before (a retry): the same items, rules applied afresh."""
+    picked = session.served[page]
+    rows = fetch_videos(platform, [c.video_id for c in picked])
+    return [
+        (c, rows[c.video_id]) for c in picked if visible(rows.get(c.video_id), state, viewer_id)
+    ]
+
+
+def for_you_feed(
+    platform: Platform,
+    settings: Settings,
+    viewer: CurrentUser | None,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> FeedPage:
+    """One page of the viewer's For You feed (anonymous viewers: trending and exploration)."""
+    limit = max(1, min(limit, MAX_PAGE))
+    c = decode_cursor(cursor)
+    try:
+        seed = int(c["s"]) if c else random.getrandbits(48)
+        page = int(c.get("p", 0)) if c else 0
+        per_page = int(c.get("n", limit)) if c else limit
+    except (TypeError, ValueError):
+        raise InvalidInput("That page cursor is not valid.", code="bad_cursor") from None
+    if page < 0 or page > 1000:
+        raise InvalidInput("That page cursor is not valid.", code="bad_cursor")
+    me = Person(viewer.user_id, viewer.handle, viewer.region) if viewer else None
+    state = viewer_state(platform, me) if me is not None else None
+    viewer_id = me.user_id if me is not None else None
+    cache = _cache(platform)
+    key = (viewer_id or "", seed)
+    session = cache.get(key)
+    if session is None:
+        session = cache.put(key, FeedSession(build_session(platform, me, state, seed)))
+    with session.lock:
+        # pages this process has not served in this session (its cache was lost): serve them
+        # again, in order, so this page continues where they ended
+        while len(session.served) < page:
+            _serve_next(platform, session, per_page, state, viewer_id)
+        if page < len(session.served):
+            items = _replay(platform, session, page, state, viewer_id)
+        else:
+            items = _serve_next(platform, session, limit, state, viewer_id)
+        more = not session.queue.exhausted and bool(items)
+    return FeedPage(
+        items=[FeedItem(video=_video_read(row), reason=cand.reason) for cand, row in items],
+        next_cursor=encode_cursor({"s": seed, "p": page + 1, "n": limit}) if more else None,
+    )
+
+
+def _video_read(row: VideoRow) -> PublicVideoRead:
+    out = PublicVideoRead.model_validate(row)
+    out.urls = media_urls(row.id)
+    return out
+
+
+def popular_interests(platform: Platform, *, limit: int = 30) -> list[Interest]:
+    """Hashtags with the most public videos, for a new user to pick from at sign-up."""
+    with platform.global_store.session() as g:
+        rows = g.execute(
+            select(VideoTag.value, func.count())
+            .join(PublishedVideo, PublishedVideo.id == VideoTag.video_id)
+            .where(VideoTag.kind == "hashtag", PublishedVideo.visibility == "public")
+            .group_by(VideoTag.value)
+            .order_by(func.count().desc(), VideoTag.value)
+            .limit(limit)
+        )
+        return [Interest(tag=tag, videos=n) for tag, n in rows]
