@@ -172,7 +172,7 @@ def do_report(platform: Platform, settings: Settings, run_id: str) -> str:
         moves[(src, dst)][step] += 1
         if step == m.FINISHED and root is not None:
             manifests.append(root)
-    check = do_check(platform, settings, run_id=run_id if run.kind == m.MOVE else None)
+    check = do_check(platform, settings)
     body = {
         "run_id": run_id,
         "kind": run.kind,

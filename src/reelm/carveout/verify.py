@@ -4,7 +4,8 @@
 - no blob of a user lies in a region that is not their home (orphan blobs), nor of a user the
   Directory does not know;
 - a data key exists only in the key ring of its user's home region;
-- each moved user's manifest, recomputed in their home now, is the root both sides agreed on;
+- (on request) each moved user's manifest, recomputed in their home now, is the root both sides
+  agreed on: true right after a run, until the user writes again;
 - every user lives where the active policy assigns their jurisdiction;
 - every region's audit log is intact (its stored tree matches its entries, and a fresh
   verification from the empty log with the region's public key passes).
