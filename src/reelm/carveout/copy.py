@@ -231,6 +231,12 @@ def copy_blobs(
     local = isinstance(source.blobs, LocalBlobStore) and isinstance(target.blobs, LocalBlobStore)
     for owner in owners:
         keys = list(source.blobs.keys(f"{owner}/"))
+        if local:  # temporary files of an attempt killed mid-copy
+            assert isinstance(target.blobs, LocalBlobStore)
+            folder = target.blobs.root / owner
+            if folder.is_dir():
+                for tmp in folder.rglob(".tmp-carveout-*"):
+                    tmp.unlink(missing_ok=True)
         for stale in set(target.blobs.keys(f"{owner}/")) - set(keys):
             target.blobs.delete(stale)
         for key in keys:

@@ -27,7 +27,8 @@ from reelm.carveout import models as m
 from reelm.carveout.manifest import compute_manifests
 from reelm.carveout.plan import read_jurisdictions
 from reelm.config import Settings
-from reelm.residency.models import MOVING
+from reelm.residency.models import MOVING, PolicyVersion
+from reelm.residency.policy import ResidencyPolicy, parse_policy
 from reelm.residency.scan import do_scan
 from reelm.residency.store import Home, Platform
 
@@ -114,6 +115,16 @@ def misplaced_keys(platform: Platform, homes: dict[str, Home] | None = None) -> 
     return out
 
 
+def active_policy(platform: Platform, settings: Settings) -> ResidencyPolicy:
+    """The policy recorded as active in the global database (another process may have
+    activated a new one since this platform was opened); the platform's own if none is."""
+    with platform.global_store.session() as g:
+        text = g.scalar(select(PolicyVersion.text).where(PolicyVersion.active.is_(True)))
+    if text is None or text == platform.policy.text:
+        return platform.policy
+    return parse_policy(text, source=settings.resolved_policy_file, data_dir=settings.data_dir)
+
+
 def do_check(
     platform: Platform,
     settings: Settings,
@@ -129,8 +140,9 @@ def do_check(
     homes = platform.directory.all_homes()
     check.orphan_blobs = orphan_blobs(platform, homes)
     check.misplaced_keys = misplaced_keys(platform, homes)
+    policy = active_policy(platform, settings)
     for user, (region, jurisdiction) in read_jurisdictions(platform, homes).items():
-        if homes[user].state != MOVING and platform.policy.region_for(jurisdiction) != region:
+        if homes[user].state != MOVING and policy.region_for(jurisdiction) != region:
             check.misplaced_users.append(f"{user} (jurisdiction {jurisdiction}, home {region})")
     if run_id is not None:
         with platform.global_store.session() as g:
