@@ -318,10 +318,19 @@ class _RangeRecorder:
         return bytes(HASH_SIZE)
 
 
-def _prefetched(session: Session, walk: Callable[[Any], _T]) -> _T:
+def _prefetched(session: Session, size: int, walk: Callable[[Any], _T]) -> _T:
+    """Run a proof `walk` over a tree of `size` leaves with every node it needs read at once.
+
+    The size is checked against the head only when a node is missing: a stored tree has every
+    node of each of its past sizes and none beyond, so a proof costs one read, not two."""
     recorder = _RangeRecorder()
     walk(recorder)
-    return walk(DbHashSource(session, _read_nodes(session, recorder.keys)))
+    try:
+        nodes = _read_nodes(session, recorder.keys)
+    except AuditLogCorrupt:
+        _check_size(session, size)  # a size beyond the tree is the caller's mistake
+        raise
+    return walk(DbHashSource(session, nodes))
 
 
 def _check_size(session: Session, size: int) -> int:
@@ -344,11 +353,13 @@ def tree_root(session: Session, size: int | None = None) -> bytes:
 
 def prove_inclusion(session: Session, index: int, size: int) -> tuple[list[bytes], bytes]:
     """PATH(index, D[0:size]) and the root it leads to, from one read of the stored nodes."""
-    _check_size(session, size)
     if not 0 <= index < size:
+        _check_size(session, size)
         raise InvalidInput(f"entry {index} is not in a tree of size {size}", code="bad_index")
     return _prefetched(
-        session, lambda source: (inclusion_proof(source, index, size), source.subtree_hash(0, size))
+        session,
+        size,
+        lambda source: (inclusion_proof(source, index, size), source.subtree_hash(0, size)),
     )
 
 
@@ -356,14 +367,15 @@ def prove_consistency(
     session: Session, first: int, second: int
 ) -> tuple[list[bytes], bytes, bytes]:
     """PROOF(first, D[0:second]) and the two roots it links, from one read of the stored nodes."""
-    _check_size(session, second)
     if not 0 < first <= second:
+        _check_size(session, second)
         raise InvalidInput(
             f"no consistency proof from size {first} to size {second}: need 0 < first <= second",
             code="bad_size",
         )
     return _prefetched(
         session,
+        second,
         lambda source: (
             consistency_proof(source, first, second),
             source.subtree_hash(0, first),
