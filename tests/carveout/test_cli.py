@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 from carveout_seed import Seeded
-
 from reelm.residency.policy import BUILTIN_POLICIES
 
 
-def reelm(seeded: Seeded, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
+def reelm(
+    seeded: Seeded, *args: str, crash_at: str | None = None
+) -> subprocess.CompletedProcess[str]:
     platform, settings = seeded.platform, seeded.settings
     env = {k: v for k, v in os.environ.items() if not k.startswith("REELM_")}
     env |= {
@@ -24,7 +25,10 @@ def reelm(seeded: Seeded, *args: str, crash_at: str | None = None) -> subprocess
             hide_password=False
         ),
         "REELM_REGION_DATABASE_URLS": json.dumps(
-            {n: s.engine.url.render_as_string(hide_password=False) for n, s in platform.regions.items()}
+            {
+                n: s.engine.url.render_as_string(hide_password=False)
+                for n, s in platform.regions.items()
+            }
         ),
         "COLUMNS": "200",
     }
@@ -40,7 +44,8 @@ def test_plan_run_killed_resume_verify_and_the_auditor_checks_the_report(
     demo = str(BUILTIN_POLICIES / "demo.toml")
     plan = reelm(seeded, "carveout", "plan", "--policy", demo)
     assert plan.returncode == 0, plan.stderr
-    assert "US" in plan.stdout and "total" in plan.stdout
+    assert "US" in plan.stdout
+    assert "total" in plan.stdout
 
     killed = reelm(seeded, "carveout", "run", "--policy", demo, "--batch", "2", "--drain", "0",
                    crash_at="batch.verified:1")  # fmt: skip

@@ -10,10 +10,10 @@ import signal
 import traceback
 from pathlib import Path
 
-from carveout_seed import Seeded
-from helpers import row_count
 from sqlalchemy import select
 
+from carveout_seed import Seeded
+from helpers import row_count
 from reelm.audit.log import region_log
 from reelm.carveout import models as m
 from reelm.carveout.crash import ENV, POINTS
@@ -112,7 +112,9 @@ def test_killed_at_every_point_each_rerun_finishes_with_nothing_lost_or_left(
         assert homes[p.user_id] == home
         assert row_count(platform, home, "accounts", p.user_id) == 1
         assert row_count(platform, "us" if home == "sg" else "sg", "accounts", p.user_id) == 0
-        assert compute_manifests(platform.regions[home], [p.user_id])[p.user_id] == before[p.user_id]
+        assert (
+            compute_manifests(platform.regions[home], [p.user_id])[p.user_id] == before[p.user_id]
+        )
     # scan clean, no orphan blobs, keys only at home, manifests as recorded, audit logs verify
     check = do_check(platform, settings, run_id=first.id)
     assert check.ok, check.problems()

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from carveout_seed import Seeded, policy
-from helpers import row_count
 from sqlalchemy import select
 
+from carveout_seed import Seeded, policy
+from helpers import row_count
 from reelm.audit.log import region_log
 from reelm.carveout import models as m
 from reelm.carveout.manifest import compute_manifests
@@ -52,9 +52,7 @@ def test_plan_lists_the_jurisdictions_that_move_with_their_data(seeded: Seeded) 
 
 
 def test_plan_refuses_a_region_this_deployment_does_not_run(seeded: Seeded, tmp_path: Path) -> None:
-    text = seeded.demo.text.replace("[regions.us]", "[regions.eu]").replace(
-        "us = [", "eu = ["
-    )
+    text = seeded.demo.text.replace("[regions.us]", "[regions.eu]").replace("us = [", "eu = [")
     path = tmp_path / "eu.toml"
     path.write_text(text)
     (tmp_path / "staff-access.cedar").write_text(
@@ -88,7 +86,9 @@ def test_run_moves_every_user_of_the_moving_jurisdictions_and_leaves_nothing(
         assert row_count(platform, want, "accounts", p.user_id) == 1
         assert row_count(platform, "sg" if want == "us" else "us", "accounts", p.user_id) == 0
         # the same data, byte for byte, in its new home: the manifest is unchanged
-        assert compute_manifests(platform.regions[want], [p.user_id])[p.user_id] == before[p.user_id]
+        assert (
+            compute_manifests(platform.regions[want], [p.user_id])[p.user_id] == before[p.user_id]
+        )
     check = do_check(platform, settings, run_id=result.run_id)
     assert check.ok, check.problems()
     assert check.manifests_checked == 6
@@ -111,7 +111,10 @@ def test_run_moves_every_user_of_the_moving_jurisdictions_and_leaves_nothing(
 def test_both_audit_logs_record_each_move_with_the_same_manifest_root(seeded: Seeded) -> None:
     platform, settings = seeded.platform, seeded.settings
     result = do_run(platform, settings, policy=seeded.demo, options=FAST)
-    sg, us = region_log(settings, platform.regions["sg"]), region_log(settings, platform.regions["us"])
+    sg, us = (
+        region_log(settings, platform.regions["sg"]),
+        region_log(settings, platform.regions["us"]),
+    )
 
     def entries(log: object) -> list[dict[str, object]]:
         page = log.entries_page(0)  # type: ignore[attr-defined]
@@ -121,7 +124,8 @@ def test_both_audit_logs_record_each_move_with_the_same_manifest_root(seeded: Se
     into = [e for e in entries(us) if e["kind"] == "carve_out_move"]
     shredded = [e for e in entries(sg) if e["kind"] == "key_destruction"]
     assert len(out) == len(into) == len(shredded) == 6
-    assert {e["direction"] for e in out} == {"out"} and {e["direction"] for e in into} == {"in"}
+    assert {e["direction"] for e in out} == {"out"}
+    assert {e["direction"] for e in into} == {"in"}
     with platform.global_store.session() as g:
         roots = dict(
             g.execute(
@@ -145,10 +149,12 @@ def test_signed_report_verifies_offline_and_any_change_is_caught(seeded: Seeded)
     key = operator_signer(seeded.settings).verifier
     checked = verify_report(result.report, key)
     body = checked.report
-    assert body["moved"] == 6 and body["complete"] is True
+    assert body["moved"] == 6
+    assert body["complete"] is True
     assert body["policy_before"] == policy(seeded.settings, "before-2020").content_hash
     assert body["policy_after"] == seeded.demo.content_hash
-    assert body["regions"]["us"]["users"] == 6 and body["regions"]["sg"]["users"] == 3
+    assert body["regions"]["us"]["users"] == 6
+    assert body["regions"]["sg"]["users"] == 3
     # a changed count, a dropped manifest, another signer: all refused
     tampered = result.report.replace('"moved":6', '"moved":5')
     with pytest.raises(ReportInvalid, match="does not verify"):
@@ -169,7 +175,8 @@ def test_run_without_policy_needs_one_in_progress(seeded: Seeded) -> None:
         do_run(seeded.platform, seeded.settings)
     first = do_run(seeded.platform, seeded.settings, policy=seeded.demo, options=FAST)
     again = do_run(seeded.platform, seeded.settings, policy=seeded.demo, options=FAST)
-    assert first.moved == 6 and again.moved == 0
+    assert first.moved == 6
+    assert again.moved == 0
     with seeded.platform.global_store.session() as g:
         states = list(g.scalars(select(m.CarveOutRun.state)))
     assert states == ["done", "done"]

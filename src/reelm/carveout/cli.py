@@ -236,3 +236,122 @@ def key_cmd(ctx: click.Context, name: str | None) -> None:
     from reelm.carveout.report import operator_signer
 
     click.echo(operator_signer(_settings(ctx), name=name).verifier.vkey())
+
+
+# --- hand-over to another operator ------------------------------------------------------------
+
+
+@carveout.command("recipient-key")
+@click.pass_context
+def recipient_key_cmd(ctx: click.Context) -> None:
+    """Print this deployment's public key for receiving hand-over bundles (created at first
+    use); give it to the operator who will export to you."""
+    from reelm.carveout.handover import public_text, recipient_key
+
+    click.echo(public_text(recipient_key(_settings(ctx)).public_key()))
+
+
+@carveout.command("export")
+@click.option("--jurisdictions", required=True, help="Comma-separated codes, e.g. US,CA,AU,NZ.")
+@click.option("--recipient-key", "recipient", required=True,
+              help="The recipient's key (reelm-x25519:…), or a file holding it.")  # fmt: skip
+@click.option("--recipient-url", required=True,
+              help="Public base URL of the recipient deployment (where video URLs redirect).")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Bundle file to write.")  # fmt: skip
+@click.pass_context
+def export_cmd(
+    ctx: click.Context, jurisdictions: str, recipient: str, recipient_url: str, out: Path
+) -> None:
+    """Freeze the users of these jurisdictions and write their signed, encrypted bundle. Nothing
+    is deleted until `reelm carveout finish` verifies the recipient's receipt."""
+    from reelm.carveout.handover import do_export
+    from reelm.residency.service import open_platform
+
+    if Path(recipient).is_file():
+        recipient = Path(recipient).read_text(encoding="utf-8").strip()
+    settings = _settings(ctx)
+    platform = open_platform(settings)
+    try:
+        bundle_id, users = do_export(
+            platform, settings, jurisdictions=jurisdictions.split(","), recipient=recipient,
+            out=out, recipient_url=recipient_url,
+        )  # fmt: skip
+    finally:
+        platform.close()
+    console.print(
+        f"hand-over {bundle_id}: {users} users written to {out}; they stay read-only here until "
+        "`reelm carveout finish --receipt …`"
+    )
+
+
+@carveout.command("import")
+@click.argument("bundle", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--source-key", required=True,
+              help="The exporting operator's public key (vkey), or a file holding it.")  # fmt: skip
+@click.option("--receipt", "receipt_file", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, help="Where to write the signed receipt.")  # fmt: skip
+@click.pass_context
+def import_cmd(ctx: click.Context, bundle: Path, source_key: str, receipt_file: Path) -> None:
+    """Verify and import a bundle addressed to this deployment; write the signed receipt."""
+    from reelm.carveout.handover import do_import
+    from reelm.residency.service import open_platform
+
+    if Path(source_key).is_file():
+        source_key = Path(source_key).read_text(encoding="utf-8").strip()
+    settings = _settings(ctx)
+    platform = open_platform(settings)
+    try:
+        receipt = do_import(platform, settings, bundle=bundle, source_key=source_key)
+    finally:
+        platform.close()
+    receipt_file.write_text(receipt, encoding="utf-8")
+    console.print(f"imported; signed receipt written to {receipt_file}")
+
+
+@carveout.command("finish")
+@click.option("--receipt", "receipt_file", type=click.Path(path_type=Path, exists=True),
+              required=True, help="The recipient's signed receipt.")  # fmt: skip
+@click.option("--key", "importer_key", required=True,
+              help="The recipient operator's public key (vkey), or a file holding it.")  # fmt: skip
+@click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Write the signed report here.")  # fmt: skip
+@click.pass_context
+def finish_cmd(
+    ctx: click.Context, receipt_file: Path, importer_key: str, report_file: Path | None
+) -> None:
+    """Verify the recipient's receipt, then delete the handed-over users here (rows, blobs,
+    keys, Directory); their public video URLs redirect to the recipient."""
+    from reelm.carveout.handover import do_finish_export
+    from reelm.residency.service import open_platform
+
+    if Path(importer_key).is_file():
+        importer_key = Path(importer_key).read_text(encoding="utf-8").strip()
+    settings = _settings(ctx)
+    platform = open_platform(settings)
+    try:
+        report = do_finish_export(
+            platform, settings, receipt=receipt_file.read_text(encoding="utf-8"),
+            importer_key=importer_key,
+        )  # fmt: skip
+    finally:
+        platform.close()
+    if report_file is not None:
+        report_file.write_text(report, encoding="utf-8")
+    console.print("receipt verified; the handed-over users are deleted here")
+
+
+@carveout.command("abort-export")
+@click.argument("bundle_id")
+@click.pass_context
+def abort_export_cmd(ctx: click.Context, bundle_id: str) -> None:
+    """Give the users of an unfinished hand-over back (they are writable here again)."""
+    from reelm.carveout.handover import do_abort_export
+    from reelm.residency.service import open_platform
+
+    platform = open_platform(_settings(ctx))
+    try:
+        n = do_abort_export(platform, bundle_id)
+    finally:
+        platform.close()
+    console.print(f"hand-over {bundle_id} aborted; {n} users are active here again")

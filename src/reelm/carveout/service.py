@@ -587,7 +587,7 @@ class Mover:
 
             for name, log in self.logs.items():
                 start = parse_checkpoint(parse_note(before[name]).text).size
-                self._logged[name] = _carveout_entries(log, start, self.run_id)
+                self._logged[name] = logged_carveout_entries(log, start, self.run_id)
         return self._logged[region]
 
     def _log(self, source: RegionStore, target: RegionStore, users: list[str]) -> None:
@@ -688,7 +688,7 @@ def _bind(name: str) -> Any:
     return bindparam(name)
 
 
-def _carveout_entries(log: RegionLog, start: int, run_id: str) -> set[tuple[str, str]]:
+def logged_carveout_entries(log: RegionLog, start: int, run_id: str) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     end = log.size()
     while start < end:

@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         """A bare endpoint: the ceiling that benchmarks compare against."""
         return {"pong": "reelm"}
 
+    from reelm.carveout.web import install_redirects
+
+    install_redirects(app)  # public videos handed over to another operator: 308 to their new home
     app.include_router(accounts.router)
     app.include_router(staff.router)
     app.include_router(media.router)
