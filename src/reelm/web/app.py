@@ -8,7 +8,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelm import __version__
@@ -18,6 +17,8 @@ from reelm.errors import RateLimited, ReelmError, TryAgainLater
 from reelm.residency.service import open_platform
 from reelm.residency.store import Platform
 from reelm.web.routers import accounts, audit, feed, media, pages, social, sounds, staff
+from reelm.web.security import SecurityMiddleware
+from reelm.web.templating import make_templates
 
 HERE = Path(__file__).parent
 
@@ -34,7 +35,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.state.settings = settings
     app.state.platform = platform if platform is not None else open_platform(settings)
     app.state.login_limiter = LoginRateLimiter.from_settings(settings)
-    app.state.templates = Jinja2Templates(directory=HERE / "templates")
+    app.state.templates = make_templates()
+    app.add_middleware(SecurityMiddleware, settings=settings)
     from reelm.media.tasks import bind
 
     bind(app.state.platform, settings)  # jobs enqueued by this process run against this platform
