@@ -1,0 +1,117 @@
+// Settings: profile and privacy, sessions, download my data (with progress), account deletion.
+import { api, toast } from "./api.js";
+
+const $ = (selector) => document.querySelector(selector);
+
+$("#profile-form")?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const status = form.querySelector(".form-status");
+  try {
+    await api("PATCH", "/api/v1/me/profile", {
+      display_name: form.elements.display_name.value.trim(),
+      bio: form.elements.bio.value,
+    });
+    status.textContent = "Saved.";
+  } catch (err) {
+    status.textContent = err.message;
+  }
+});
+
+$("#private-toggle")?.addEventListener("change", async (event) => {
+  const on = event.target.checked;
+  const status = $(".privacy-status");
+  try {
+    await api("PATCH", "/api/v1/me/profile", { is_private: on });
+    status.textContent = on ? "Your account is private." : "Your account is public.";
+  } catch (err) {
+    event.target.checked = !on;
+    status.textContent = err.message;
+  }
+});
+
+for (const button of document.querySelectorAll(".sessions .revoke")) {
+  button.addEventListener("click", async () => {
+    const row = button.closest("li");
+    try {
+      await api("DELETE", `/api/v1/sessions/${encodeURIComponent(row.dataset.sessionId)}`);
+      row.remove();
+      toast("Logged out of that device");
+    } catch (err) {
+      toast(err.message);
+    }
+  });
+}
+
+$("#logout")?.addEventListener("click", async () => {
+  try {
+    await api("DELETE", "/api/v1/sessions/current");
+  } finally {
+    location.assign("/");
+  }
+});
+
+// download my data
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+$("#export-start")?.addEventListener("click", async (event) => {
+  const button = event.target;
+  const status = $(".export-status");
+  const bar = $("#export-bar");
+  button.disabled = true;
+  $(".export-ready").hidden = true;
+  $(".export-progress").hidden = false;
+  status.textContent = "";
+  try {
+    const { id } = await api("POST", "/api/v1/me/exports");
+    for (;;) {
+      const job = await api("GET", `/api/v1/me/exports/${encodeURIComponent(id)}`);
+      bar.value = job.progress ?? 0;
+      if (job.state === "ready") {
+        const link = $("#export-link");
+        link.href = job.download_url;
+        $(".export-expiry").textContent = `Link expires ${new Date(job.link_expires_at).toLocaleString()}`;
+        $(".export-progress").hidden = true;
+        $(".export-ready").hidden = false;
+        status.textContent = "Your data file is ready.";
+        break;
+      }
+      if (job.state === "failed") throw new Error("Building your file failed. Try again later.");
+      await sleep(700);
+    }
+  } catch (err) {
+    $(".export-progress").hidden = true;
+    status.textContent = err.message;
+  } finally {
+    button.disabled = false;
+  }
+});
+
+// deletion with a 30-day grace period
+
+const dialog = $("#delete-dialog");
+$("#delete-start")?.addEventListener("click", () => dialog.showModal());
+$("#delete-no")?.addEventListener("click", () => dialog.close());
+$("#delete-yes")?.addEventListener("click", async () => {
+  dialog.close();
+  try {
+    const r = await api("POST", "/api/v1/me/deletion");
+    $(".deletion-date").textContent = new Date(r.deletion_due_at).toLocaleDateString(undefined, { day: "numeric", month: "long", year: "numeric" });
+    $(".deletion-none").hidden = true;
+    $(".deletion-pending").hidden = false;
+    $(".delete-status").textContent = "Deletion scheduled.";
+  } catch (err) {
+    $(".delete-status").textContent = err.message;
+  }
+});
+$("#delete-cancel")?.addEventListener("click", async () => {
+  try {
+    await api("DELETE", "/api/v1/me/deletion");
+    $(".deletion-pending").hidden = true;
+    $(".deletion-none").hidden = false;
+    $(".delete-status").textContent = "Your account will not be deleted.";
+  } catch (err) {
+    $(".delete-status").textContent = err.message;
+  }
+});
