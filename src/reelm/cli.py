@@ -79,8 +79,14 @@ def init(ctx: click.Context, policy: str | None) -> None:
 )
 @click.pass_context
 def demo(ctx: click.Context, policy: str | None) -> None:
-    """Seed demo users in every region (idempotent)."""
-    from reelm.demo import DEMO_PASSWORD, DEMO_STAFF_PASSWORD, do_seed_demo, do_seed_demo_staff
+    """Seed demo users in every region and their videos (idempotent)."""
+    from reelm.demo import (
+        DEMO_PASSWORD,
+        DEMO_STAFF_PASSWORD,
+        do_seed_demo,
+        do_seed_demo_staff,
+        do_seed_demo_videos,
+    )
     from reelm.residency.service import do_init
 
     settings = _settings(ctx)
@@ -90,6 +96,10 @@ def demo(ctx: click.Context, policy: str | None) -> None:
     for handle, region in users:
         table.add_row(handle, region)
     console.print(table)
+    made = do_seed_demo_videos(
+        platform, settings, progress=lambda line: console.print(f"  video {line}", highlight=False)
+    )
+    console.print(f"{made} demo video(s) made" if made else "Demo videos already there")
     console.print(f"Demo password for every demo user: [bold]{DEMO_PASSWORD}[/bold]")
     for handle, operator, secret in do_seed_demo_staff(platform, settings):
         console.print(

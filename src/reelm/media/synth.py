@@ -27,9 +27,14 @@ _MUXER: dict[str, str] = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "webm":
 _SAMPLE_RATE = 48_000
 
 
-def _video_frames(width: int, height: int, fps: int, count: int) -> Iterator[VideoFrame]:
+def _video_frames(
+    width: int, height: int, fps: int, count: int, pattern: str = "testsrc2"
+) -> Iterator[VideoFrame]:
+    name, _, options = pattern.partition("=")
     graph = av.filter.Graph()
-    source = graph.add("testsrc2", f"size={width}x{height}:rate={fps}")
+    source = graph.add(
+        name, f"size={width}x{height}:rate={fps}" + (f":{options}" if options else "")
+    )
     pixel_format = graph.add("format", "yuv420p")
     sink = graph.add("buffersink")
     graph.link_nodes(source, pixel_format, sink)
@@ -94,6 +99,7 @@ def make_test_clip(
     container: ContainerName = "mp4",
     faststart: bool = False,
     declare_duration: bool = True,
+    pattern: str = "testsrc2",
 ) -> Path:
     """Write a real clip: a moving colour pattern (H.264, or VP8 in WebM) and a 440 Hz tone.
 
@@ -101,7 +107,9 @@ def make_test_clip(
     not applied to the pixels, so a probe must honour it. Without `faststart` the index (moov)
     goes at the end of an MP4, as most phones write it; tests rely on that to build truncated
     uploads. `declare_duration=False` (WebM/MKV only) writes as a browser's MediaRecorder does,
-    to a stream it cannot seek back in, so the file declares no duration.
+    to a stream it cannot seek back in, so the file declares no duration. `pattern` names
+    another FFmpeg video source with its options (`"gradients=type=spiral"`, `"mandelbrot"`,
+    `"life=mold=10"`): demo clips use several so the feed is not one picture repeated.
     """
     if not declare_duration and container not in ("mkv", "webm"):
         raise ValueError("only Matroska/WebM can be written without a duration")
@@ -131,7 +139,7 @@ def make_test_clip(
             audio = _add_stereo(output, audio_codec)
             audio_frames = _audio_frames(440.0, frame_count / fps, samples_per_frame)
         pending_audio = next(audio_frames, None)
-        for frame in _video_frames(width, height, fps, frame_count):
+        for frame in _video_frames(width, height, fps, frame_count, pattern):
             output.mux(video.encode(frame))
             # Interleave: write the sound up to the picture's time so muxers need not buffer.
             while audio is not None and pending_audio is not None:
