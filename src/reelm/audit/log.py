@@ -125,9 +125,9 @@ def _nodes_query(terms: int) -> str:
     return f"SELECT level, idx, hash FROM audit_nodes WHERE {pairs}"
 
 
-_PG_NODES_QUERY = text(
+_PG_NODES_QUERY = (
     "SELECT n.level, n.idx, n.hash FROM audit_nodes AS n JOIN unnest("
-    "CAST(:levels AS smallint[]), CAST(:idxs AS bigint[])) AS k(level, idx) "
+    "CAST(%s AS smallint[]), CAST(%s AS bigint[])) AS k(level, idx) "
     "ON n.level = k.level AND n.idx = k.idx"
 )
 """PostgreSQL: the keys as two arrays, so every read is one prepared plan of index probes."""
@@ -161,13 +161,17 @@ def _read_nodes(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple
         }
     )
     found: dict[tuple[int, int], bytes] = {}
+    # Straight to the driver: SQLAlchemy's statement and row handling cost more than the
+    # database's index probes (a proof is one statement of ~30 rows).
+    dbapi = cast(Any, session.connection().connection.dbapi_connection)
     if session.get_bind().dialect.name == "postgresql":
-        params: dict[str, Any] = {"levels": [k[0] for k in rows], "idxs": [k[1] for k in rows]}
-        for level, idx, value in session.execute(_PG_NODES_QUERY, params):
-            found[(int(level), int(idx))] = bytes(value)
-    else:  # straight to the driver: SQLAlchemy's statement and row handling cost more than
-        # SQLite's probes (a proof is one statement and ~30 rows)
-        cursor = cast(Any, session.connection().connection.dbapi_connection).cursor()
+        # binary results: bytea as bytes rather than hex text, about half a proof's time
+        with dbapi.cursor(binary=True) as cursor:
+            cursor.execute(_PG_NODES_QUERY, ([k[0] for k in rows], [k[1] for k in rows]))
+            for level, idx, value in cursor.fetchall():
+                found[(level, idx)] = bytes(value)
+    else:
+        cursor = dbapi.cursor()
         try:
             for start in range(0, len(rows), 64):
                 chunk = rows[start : start + 64]
