@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import re
+import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -214,7 +215,8 @@ def source_file(store: RegionStore, owner_id: str, upload_id: str) -> Path:
         sealed = store.blobs.local_path(key)
         if sealed is None or not sealed.exists():
             raise NotFound("The upload's file is gone.", code="upload_missing")
-        tmp = target.with_suffix(".tmp")
+        # concurrent previews of one upload each decrypt to their own file; the last rename wins
+        tmp = target.with_name(f"{target.name}.{secrets.token_hex(6)}.tmp")
         store.cipher(owner_id).decrypt_file(key, sealed, tmp)
         tmp.replace(target)
     return target
