@@ -342,6 +342,51 @@ def do_not_interested(platform: Platform, user: CurrentUser, video_id: str) -> N
         pass
 
 
+def viewer_states(
+    platform: Platform, user: CurrentUser, video_ids: list[str]
+) -> dict[str, dict[str, bool]]:
+    """For each video: whether the viewer liked it, saved it and follows its creator, so a player
+    shows the rail as the viewer left it. Read in the viewer's own region (their records) and
+    the catalog (who made each video)."""
+    ids = list(dict.fromkeys(video_ids))
+    if not ids:
+        return {}
+    with platform.global_store.session() as g:
+        creators = dict(
+            g.execute(
+                select(PublishedVideo.id, PublishedVideo.creator_id).where(
+                    PublishedVideo.id.in_(ids)
+                )
+            ).all()
+        )
+    with platform.region(user.region).session() as s:
+        mine = Like.owner_id == user.user_id
+        liked = set(s.scalars(select(Like.video_id).where(mine, Like.video_id.in_(ids))))
+        saved = set(
+            s.scalars(
+                select(Save.video_id).where(Save.owner_id == user.user_id, Save.video_id.in_(ids))
+            )
+        )
+        followed = set(
+            s.scalars(
+                select(Follow.followee_id).where(
+                    Follow.owner_id == user.user_id,
+                    Follow.followee_id.in_(set(creators.values())),
+                    Follow.state == "active",
+                )
+            )
+        )
+    return {
+        video_id: {
+            "liked": video_id in liked,
+            "saved": video_id in saved,
+            "following": creators[video_id] in followed,
+        }
+        for video_id in ids
+        if video_id in creators
+    }
+
+
 # blocks and mutes
 
 

@@ -102,6 +102,16 @@ def share(
     return service.do_share(platform, user, video_id, channel=body.channel)
 
 
+@router.get("/me/video-states")
+def video_states(
+    user: CurrentUserDep,
+    platform: PlatformDep,
+    ids: Annotated[str, Query(max_length=1700, description="Video ids, comma-separated.")],
+) -> dict[str, dict[str, bool]]:
+    """Whether you liked and saved each video and follow its creator (at most 50 ids)."""
+    return service.viewer_states(platform, user, [i for i in ids.split(",") if i][:50])
+
+
 @router.post("/videos/{video_id}/not-interested", status_code=status.HTTP_204_NO_CONTENT)
 def not_interested(video_id: str, user: CurrentUserDep, platform: PlatformDep) -> None:
     service.do_not_interested(platform, user, video_id)
