@@ -19,17 +19,16 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import CompoundSelect, func, literal, select, union_all
+from sqlalchemy import func, select
 
-from reelm.accounts.models import Account
 from reelm.accounts.service import CurrentUser
 from reelm.config import Settings
 from reelm.db import utcnow
 from reelm.errors import InvalidInput
-from reelm.feed import ranking
+from reelm.feed import ranking, reads
 from reelm.feed.model import ForYouModel, Pools, compute_pools, load_model
 from reelm.feed.ranking import Candidate, Queue
 from reelm.feed.schemas import FeedItem, FeedPage, Interest, decode_cursor, encode_cursor
@@ -37,7 +36,6 @@ from reelm.media.models import PublishedVideo, VideoTag
 from reelm.media.schemas import PublicVideoRead
 from reelm.media.service import media_urls
 from reelm.residency.store import Platform
-from reelm.social.models import Block, Follow, Like, Mute, NotInterested, Save, Share, WatchEvent
 from reelm.social.service import Person
 
 MAX_PAGE = 50
@@ -82,55 +80,52 @@ class ViewerState:
     interests: list[str] = field(default_factory=list)
 
 
+VIEWER_STATE_SQL = """
+SELECT 'f', followee_id FROM follows WHERE owner_id = ? AND state = 'active'
+UNION ALL SELECT 'h', target_id FROM blocks WHERE owner_id = ?
+UNION ALL SELECT 'h', owner_id FROM blocks WHERE target_id = ?
+UNION ALL SELECT 'h', target_id FROM mutes WHERE owner_id = ?
+UNION ALL SELECT 'n', video_id FROM not_interested WHERE owner_id = ?
+UNION ALL SELECT 'c', video_id FROM watch_events
+    WHERE owner_id = ? AND completed AND created_at >= ?
+UNION ALL SELECT 'i', interests FROM accounts WHERE id = ?
+"""
+BLOCKED_BY_SQL = "SELECT owner_id FROM blocks WHERE target_id = ?"
+POSITIVES_SQL = f"""
+SELECT video_id, kind, created_at FROM (
+    SELECT video_id, 'like' AS kind, created_at FROM likes WHERE owner_id = ?
+    UNION ALL SELECT video_id, 'save', created_at FROM saves WHERE owner_id = ?
+    UNION ALL SELECT video_id, 'share', created_at FROM shares WHERE owner_id = ?
+    UNION ALL SELECT video_id, 'complete', created_at FROM watch_events
+        WHERE owner_id = ? AND completed
+) AS records ORDER BY created_at DESC LIMIT {POSITIVES}
+"""
+
+
 def viewer_state(platform: Platform, me: Person) -> ViewerState:
     """One query in the viewer's region, and one per other region for who blocked the viewer
     (those regions answer with ids only)."""
     v = me.user_id
-    since = utcnow() - timedelta(days=FINISHED_DAYS)
-    query: CompoundSelect[Any] = union_all(
-        select(literal("f"), Follow.followee_id).where(
-            Follow.owner_id == v, Follow.state == "active"
-        ),
-        select(literal("h"), Block.target_id).where(Block.owner_id == v),
-        select(literal("h"), Block.owner_id).where(Block.target_id == v),
-        select(literal("h"), Mute.target_id).where(Mute.owner_id == v),
-        select(literal("n"), NotInterested.video_id).where(NotInterested.owner_id == v),
-        select(literal("c"), WatchEvent.video_id).where(
-            WatchEvent.owner_id == v, WatchEvent.completed.is_(True), WatchEvent.created_at >= since
-        ),
-        select(literal("i"), Account.interests).where(Account.id == v),
-    )
+    store = platform.region(me.region)
+    since = reads.when(store.engine, utcnow() - timedelta(days=FINISHED_DAYS))
     state = ViewerState()
     sets = {"f": state.follows, "h": state.hidden, "n": state.not_interested, "c": state.finished}
-    with platform.region(me.region).session() as s:
-        for kind, value in s.execute(query):
-            if kind == "i":
-                state.interests = json.loads(value) if value else []
-            else:
-                sets[kind].add(value)
-    for name, store in platform.regions.items():
+    for kind, value in reads.run(store.engine, VIEWER_STATE_SQL, (v, v, v, v, v, v, since, v)):
+        if kind == "i":
+            state.interests = json.loads(value) if value else []
+        else:
+            sets[kind].add(value)
+    for name, other in platform.regions.items():
         if name != me.region:
-            with store.session() as s:
-                state.hidden.update(s.scalars(select(Block.owner_id).where(Block.target_id == v)))
+            state.hidden.update(r[0] for r in reads.run(other.engine, BLOCKED_BY_SQL, (v,)))
     return state
 
 
 def viewer_positives(platform: Platform, me: Person) -> list[tuple[str, str, datetime]]:
     """(video, kind, when) of the viewer's most recent likes, saves, shares and completions."""
     v = me.user_id
-    records = union_all(
-        select(Like.video_id, literal("like").label("kind"), Like.created_at).where(
-            Like.owner_id == v
-        ),
-        select(Save.video_id, literal("save"), Save.created_at).where(Save.owner_id == v),
-        select(Share.video_id, literal("share"), Share.created_at).where(Share.owner_id == v),
-        select(WatchEvent.video_id, literal("complete"), WatchEvent.created_at).where(
-            WatchEvent.owner_id == v, WatchEvent.completed.is_(True)
-        ),
-    ).subquery()
-    query = select(records).order_by(records.c.created_at.desc()).limit(POSITIVES)
-    with platform.region(me.region).session() as s:
-        return [(vid, kind, at) for vid, kind, at in s.execute(query)]
+    rows = reads.run(platform.region(me.region).engine, POSITIVES_SQL, (v, v, v, v))
+    return [(vid, kind, reads.timestamp(at)) for vid, kind, at in rows]
 
 
 # ---- what is read from the PublicCatalog ------------------------------------------------------
@@ -139,13 +134,12 @@ def viewer_positives(platform: Platform, me: Person) -> list[tuple[str, str, dat
 def fetch_videos(platform: Platform, ids: Iterable[str]) -> dict[str, VideoRow]:
     wanted = list(dict.fromkeys(ids))
     out: dict[str, VideoRow] = {}
-    if not wanted:
-        return out
-    with platform.global_store.session() as g:
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            for row in g.execute(select(*VIDEO_COLUMNS).where(PublishedVideo.id.in_(chunk))):
-                out[row.id] = row
+    engine = platform.global_store.engine
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        sql = f"SELECT {reads.CATALOG_COLUMNS} FROM catalog_videos WHERE id IN ({reads.marks(len(chunk))})"
+        for row in reads.catalog_rows(reads.run(engine, sql, chunk)):
+            out[row.id] = row
     return out
 
 
@@ -166,28 +160,24 @@ def fetch_tags(platform: Platform, ids: Sequence[str]) -> dict[str, list[str]]:
 
 
 def followed_videos(platform: Platform, follows: set[str]) -> list[VideoRow]:
-    with platform.global_store.session() as g:
-        return list(
-            g.execute(
-                select(*VIDEO_COLUMNS)
-                .where(PublishedVideo.creator_id.in_(list(follows)))
-                .order_by(PublishedVideo.published_at.desc())
-                .limit(FOLLOWING_TAKE)
-            )
-        )
+    creators = list(follows)[:5000]
+    sql = (
+        f"SELECT {reads.CATALOG_COLUMNS} FROM catalog_videos "
+        f"WHERE creator_id IN ({reads.marks(len(creators))}) "
+        f"ORDER BY published_at DESC LIMIT {FOLLOWING_TAKE}"
+    )
+    return list(reads.catalog_rows(reads.run(platform.global_store.engine, sql, creators)))
 
 
-def fresh_public_ids(platform: Platform, after: datetime) -> list[str]:
+def fresh_public_videos(platform: Platform, after: datetime) -> list[VideoRow]:
     """Public videos published after the last training, so they can be discovered at once."""
-    with platform.global_store.session() as g:
-        return list(
-            g.scalars(
-                select(PublishedVideo.id)
-                .where(PublishedVideo.visibility == "public", PublishedVideo.published_at > after)
-                .order_by(PublishedVideo.published_at.desc())
-                .limit(FRESH_TAKE)
-            )
-        )
+    engine = platform.global_store.engine
+    sql = (
+        f"SELECT {reads.CATALOG_COLUMNS} FROM catalog_videos "
+        "WHERE visibility = 'public' AND published_at > ? "
+        f"ORDER BY published_at DESC LIMIT {FRESH_TAKE}"
+    )
+    return list(reads.catalog_rows(reads.run(engine, sql, (reads.when(engine, after),))))
 
 
 def visible(row: VideoRow | None, state: ViewerState | None, viewer_id: str | None) -> bool:
@@ -204,6 +194,18 @@ def visible(row: VideoRow | None, state: ViewerState | None, viewer_id: str | No
     return row.visibility == "public" or (
         row.visibility == "followers" and row.creator_id in state.follows
     )
+
+
+def allowed(c: Candidate, state: ViewerState | None, viewer_id: str | None) -> bool:
+    """`visible` on what the session knows of a candidate (its catalogue row is checked again,
+    fresh, once the candidate is picked for a page)."""
+    if state is None:
+        return not c.followers_only
+    if c.creator_id == viewer_id or c.creator_id in state.hidden:
+        return False
+    if c.video_id in state.not_interested or c.video_id in state.finished:
+        return False
+    return not c.followers_only or c.creator_id in state.follows
 
 
 # ---- building a session's ranked list ----------------------------------------------------------
@@ -250,40 +252,124 @@ def _pools(platform: Platform, region: str) -> tuple[ForYouModel | None, Pools]:
     return None, compute_pools(platform, region)
 
 
+class CatalogReader(Protocol):
+    """The catalogue reads a session build needs: the PublicCatalog in production, an in-memory
+    catalogue in the offline evaluation (bench/recsys.py), so both run the same ranking code."""
+
+    def videos(self, ids: Iterable[str]) -> dict[str, VideoRow]: ...
+
+    def tags(self, ids: Sequence[str]) -> dict[str, list[str]]: ...
+
+    def followed(self, creators: set[str]) -> list[VideoRow]: ...
+
+    def fresh(self, after: datetime) -> list[str]: ...
+
+
+class DbCatalog:
+    """The catalogue as the regions' pools copied it at training time, with the PublicCatalog
+    itself for what they do not hold (videos newer than the training, followed creators' latest
+    videos, old videos the viewer engaged with)."""
+
+    def __init__(self, platform: Platform, pools: list[Pools]) -> None:
+        self.platform = platform
+        self.table: dict[str, Any] = {}
+        self.table_tags: dict[str, list[str]] = {}
+        for p in pools:
+            self.table.update(p.videos)
+            self.table_tags.update(p.video_tags)
+        self.extra: dict[str, VideoRow] = {}
+
+    def videos(self, ids: Iterable[str]) -> dict[str, VideoRow]:
+        out: dict[str, VideoRow] = {}
+        missing = []
+        for vid in ids:
+            row = self.table.get(vid) or self.extra.get(vid)
+            if row is None:
+                missing.append(vid)
+            else:
+                out[vid] = row
+        if missing:
+            found = fetch_videos(self.platform, missing)
+            self.extra.update(found)
+            out.update(found)
+        return out
+
+    def tags(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        out = {vid: self.table_tags[vid] for vid in ids if vid in self.table_tags}
+        missing = [vid for vid in ids if vid not in self.table]
+        if missing:
+            out.update(fetch_tags(self.platform, missing))
+        return out
+
+    def followed(self, creators: set[str]) -> list[VideoRow]:
+        rows = followed_videos(self.platform, creators)
+        self.extra.update((r.id, r) for r in rows)
+        return rows
+
+    def fresh(self, after: datetime) -> list[str]:
+        rows = fresh_public_videos(self.platform, after)
+        self.extra.update((r.id, r) for r in rows)
+        return [r.id for r in rows]
+
+
 def build_session(
     platform: Platform, me: Person | None, state: ViewerState | None, seed: int
 ) -> Queue:
-    now = utcnow()
-    b = Build()
+    """Gather and rank a session's candidates: the viewer's own region's model and pools (every
+    region's trending pools for an anonymous viewer)."""
     regions = [me.region] if me is not None else list(platform.regions)
-    loaded = {r: _pools(platform, r) for r in regions}
+    loaded = [_pools(platform, r) for r in regions]
+    positives = viewer_positives(platform, me) if me is not None else []
+    return rank_session(
+        DbCatalog(platform, [pools for _, pools in loaded]),
+        loaded,
+        positives=positives,
+        state=state,
+        viewer_id=me.user_id if me is not None else None,
+        seed=seed,
+        now=utcnow(),
+    )
+
+
+def rank_session(
+    catalog: CatalogReader,
+    loaded: list[tuple[ForYouModel | None, Pools]],
+    *,
+    positives: list[tuple[str, str, datetime]],
+    state: ViewerState | None,
+    viewer_id: str | None,
+    seed: int,
+    now: datetime,
+) -> Queue:
+    """The ranked main and exploration queues of one session. `loaded[0]` is the viewer's own
+    region (the only one whose model may score them); `state` None means anonymous."""
+    b = Build()
     tag_weight: dict[str, float] = defaultdict(float)
     tag_reason: dict[str, tuple[float, str, int]] = {}
     sound_weight: dict[str, float] = defaultdict(float)
     user_vector = None
     seen: set[str] = set()
-    model = loaded[me.region][0] if me is not None else None
+    model = loaded[0][0] if state is not None else None
 
     trained = min(
-        (m.trained_at for m, _ in loaded.values() if m is not None), default=now - timedelta(days=7)
+        (m.trained_at for m, _ in loaded if m is not None), default=now - timedelta(days=7)
     )
-    explore_ids = fresh_public_ids(platform, trained)
-    for _, pools in loaded.values():
+    explore_ids = catalog.fresh(trained)
+    for _, pools in loaded:
         explore_ids += pools.explore
     for vid in explore_ids:
         b.explore.setdefault(vid, Offer(ranking.EXPLORE, "New creators to discover"))
 
-    if me is not None and state is not None:
+    if state is not None:
         if state.follows:
-            for followed in followed_videos(platform, state.follows):
+            for followed in catalog.followed(state.follows):
                 b.rows[followed.id] = followed
                 b.offer(followed.id, ranking.FOLLOWING, f"You follow @{followed.creator_handle}")
-        positives = viewer_positives(platform, me)
         # liked, saved or shared videos are not shown again; finished ones only for 7 days
         seen = {vid for vid, kind, _ in positives if kind != "complete"}
         pos_ids = list(dict.fromkeys(vid for vid, _, _ in positives))
-        pos_rows = fetch_videos(platform, pos_ids)
-        pos_tags = fetch_tags(platform, pos_ids)
+        pos_rows = catalog.videos(pos_ids)
+        pos_tags = catalog.tags(pos_ids)
         confidence: dict[str, float] = defaultdict(lambda: 1.0)
         for vid, kind, at in positives:
             w = KIND_WEIGHT[kind] * _decay(now - at, AFFINITY_HALF_LIFE_DAYS)
@@ -315,7 +401,7 @@ def build_session(
                 reason = f"Viewers who liked {who} also liked this"
                 for j in items.neighbours[items.index[vid]][:NEIGHBOURS_EACH]:
                     b.offer(items.item_ids[int(j)], ranking.NEIGHBOUR, reason)
-        pools = loaded[me.region][1]
+        pools = loaded[0][1]
         for tag in sorted(tag_weight, key=lambda t: -tag_weight[t])[:TOP_TAGS]:
             _, reason, source = tag_reason[tag]
             for vid in pools.hashtags.get(tag, ()):
@@ -325,24 +411,23 @@ def build_session(
                 b.offer(vid, ranking.SOUND, "Uses a sound you like")
 
     trend: dict[str, float] = {}
-    for _, pools in loaded.values():
+    for _, pools in loaded:
         top = max(pools.trending.values(), default=1.0) or 1.0
         for vid, t in list(pools.trending.items())[:TRENDING_TAKE]:
             trend[vid] = max(trend.get(vid, 0.0), t / top)
-    popular = "Popular in your region" if me is not None else "Popular on reelm"
+    popular = "Popular in your region" if state is not None else "Popular on reelm"
     for vid in trend:
         b.offer(vid, ranking.TRENDING, popular)
 
     wanted = [v for v in (*b.main, *b.explore) if v not in b.rows and v not in seen]
-    b.rows.update(fetch_videos(platform, wanted))
-    viewer_id = me.user_id if me is not None else None
+    b.rows.update(catalog.videos(wanted))
     ok = [v for v in b.main if v not in seen and visible(b.rows.get(v), state, viewer_id)]
     ok_explore = [
         v for v in b.explore if v not in seen and visible(b.rows.get(v), state, viewer_id)
     ]
-    tags = fetch_tags(platform, ok) if tag_weight else {}
+    tags = catalog.tags(ok) if tag_weight else {}
     completion: dict[str, float] = {}
-    for _, pools in loaded.values():
+    for _, pools in loaded:
         completion.update(pools.completion)
 
     def candidates(ids: list[str], offers: dict[str, Offer]) -> list[Candidate]:
@@ -350,7 +435,9 @@ def build_session(
         for vid in ids:
             row = b.rows[vid]
             o = offers[vid]
-            out.append(Candidate(vid, row.creator_id, row.sound_id, o.source, o.reason))
+            c = Candidate(vid, row.creator_id, row.sound_id, o.source, o.reason)
+            c.followers_only = row.visibility != "public"
+            out.append(c)
         return out
 
     main = candidates(ok, b.main)
@@ -409,6 +496,7 @@ def _features(
 class FeedSession:
     queue: Queue
     served: list[list[Candidate]] = field(default_factory=list)
+    refused: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     used: float = field(default_factory=time.monotonic)
 
@@ -459,25 +547,6 @@ def forget_sessions(platform: Platform) -> None:
         _CACHES.pop(platform, None)
 
 
-class FreshRows:
-    """Catalogue rows of the candidates about to be served, fetched in small batches when first
-    needed, so visibility and counts are current when a page goes out."""
-
-    def __init__(self, platform: Platform, queue: Queue, batch: int) -> None:
-        self.platform, self.queue, self.batch = platform, queue, batch
-        self.rows: dict[str, VideoRow | None] = {}
-
-    def get(self, video_id: str) -> VideoRow | None:
-        if video_id not in self.rows:
-            ahead = [video_id]
-            for source in (self.queue.main, self.queue.explore):
-                ahead += [c.video_id for c in source[: self.batch] if c.video_id not in self.rows]
-            found = fetch_videos(self.platform, ahead)
-            for vid in ahead:
-                self.rows[vid] = found.get(vid)
-        return self.rows[video_id]
-
-
 def _serve_next(
     platform: Platform,
     session: FeedSession,
@@ -485,17 +554,30 @@ def _serve_next(
     state: ViewerState | None,
     viewer_id: str | None,
 ) -> list[tuple[Candidate, VideoRow]]:
-    rows = FreshRows(platform, session.queue, batch=limit + 5)
-    picked = ranking.take(
-        session.queue, limit, lambda c: visible(rows.get(c.video_id), state, viewer_id)
-    )
+    """Take the next page off the session's queues, then read the picked videos' catalogue rows
+    (one query): a video withdrawn or made followers-only since the session was built is refused
+    and the page picked again without it, so the rules hold on what is actually served."""
+    q = session.queue
+
+    def ok(c: Candidate) -> bool:
+        return c.video_id not in session.refused and allowed(c, state, viewer_id)
+
+    for _ in range(20):
+        snapshot = (list(q.main), list(q.explore), q.position, q.last, q.explore_due)
+        picked = ranking.take(q, limit, ok)
+        rows = fetch_videos(platform, [c.video_id for c in picked])
+        bad = {c.video_id for c in picked if not visible(rows.get(c.video_id), state, viewer_id)}
+        if not bad:
+            break
+        session.refused |= bad
+        q.main, q.explore, q.position, q.last, q.explore_due = snapshot
+    else:  # the catalogue keeps changing under us: serve the valid items before the first refusal
+        cut = next(i for i, c in enumerate(picked) if c.video_id in bad)
+        picked = picked[:cut]
+        q.position = snapshot[2] + cut
+        q.last = (picked[-1].creator_id, picked[-1].sound_id) if picked else snapshot[3]
     session.served.append(picked)
-    out = []
-    for c in picked:
-        row = rows.get(c.video_id)
-        assert row is not None
-        out.append((c, row))
-    return out
+    return [(c, rows[c.video_id]) for c in picked]
 
 
 def _replay(

@@ -21,11 +21,11 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -222,6 +222,23 @@ def nearest_neighbours(
 # ---- the region's pools: non-personal aggregates and public catalogue data -------------------
 
 
+class VideoInfo(NamedTuple):
+    """What ranking needs of a public video, copied from the PublicCatalog at training time.
+    Counts may be minutes old (they only feed priors); visibility is checked again, fresh, before
+    a page is served."""
+
+    id: str
+    creator_id: str
+    creator_handle: str
+    sound_id: str | None
+    visibility: str
+    published_at: datetime
+    like_count: int
+    comment_count: int
+    share_count: int
+    view_count: int
+
+
 @dataclass
 class Pools:
     """Candidate pools of one region, rebuilt with each training."""
@@ -231,6 +248,8 @@ class Pools:
     explore: list[str]  # fresh, little-seen public videos
     hashtags: dict[str, list[str]]  # hashtag → its best public videos
     sounds: dict[str, list[str]]  # sound → its best public videos
+    videos: dict[str, VideoInfo] = field(default_factory=dict)  # the public catalogue, copied
+    video_tags: dict[str, list[str]] = field(default_factory=dict)  # video → its hashtags
 
 
 def region_aggregates(
@@ -276,12 +295,20 @@ def region_aggregates(
     return dict(top), completion
 
 
-def catalog_pools(
-    platform: Platform, now: datetime, trending: dict[str, float]
-) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]], dict[str, float]]:
-    """Exploration pool, hashtag and sound pools and the catalogue's popular videos, all from the
-    PublicCatalog (public videos only; followers-only ones reach feeds only from followed
-    creators)."""
+@dataclass
+class CatalogPools:
+    explore: list[str]
+    hashtags: dict[str, list[str]]
+    sounds: dict[str, list[str]]
+    popular: dict[str, float]
+    videos: dict[str, VideoInfo]
+    video_tags: dict[str, list[str]]
+
+
+def catalog_pools(platform: Platform, now: datetime, trending: dict[str, float]) -> CatalogPools:
+    """Exploration pool, hashtag and sound pools, the catalogue's popular videos and a copy of
+    the public catalogue, all from the PublicCatalog (public videos only; followers-only ones
+    reach feeds only from followed creators, read fresh)."""
     v = PublishedVideo
     public = v.visibility == "public"
     with platform.global_store.session() as g:
@@ -302,34 +329,61 @@ def catalog_pools(
                 )
                 if x not in seen
             ][: EXPLORE_SIZE - len(explore)]
-        rows = g.execute(
-            select(
-                v.id, v.sound_id, v.like_count, v.comment_count, v.share_count, v.view_count,
-                v.published_at,
-            ).where(public)
-        ).all()  # fmt: skip
+        videos = {
+            r[0]: VideoInfo._make(r)
+            for r in g.execute(
+                select(
+                    v.id, v.creator_id, v.creator_handle, v.sound_id, v.visibility,
+                    v.published_at, v.like_count, v.comment_count, v.share_count, v.view_count,
+                ).where(public)
+            )
+        }  # fmt: skip
         tags = g.execute(
             select(VideoTag.value, VideoTag.video_id)
             .join(v, v.id == VideoTag.video_id)
             .where(VideoTag.kind == "hashtag", public)
         ).all()
+    video_tags: dict[str, list[str]] = defaultdict(list)
+    for tag, vid in tags:
+        video_tags[vid].append(tag)
+    rows = [
+        (x.id, x.sound_id, x.like_count, x.comment_count, x.share_count, x.view_count,
+         x.published_at)
+        for x in videos.values()
+    ]  # fmt: skip
+    hashtags, sounds, popular = rank_pools(rows, tags, trending, now)
+    return CatalogPools(explore, hashtags, sounds, popular, videos, dict(video_tags))
+
+
+def rank_pools(
+    rows: Sequence[Sequence[Any]],
+    tags: Iterable[tuple[str, str]],
+    trending: dict[str, float],
+    now: datetime,
+) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, float]]:
+    """Hashtag and sound pools and the popular list from public videos
+    `(id, sound_id, likes, comments, shares, views, published_at)` and `(hashtag, video)` pairs:
+    each pool keeps its best videos by engagement prior, recency, the region's trending score and
+    reach."""
     if not rows:
-        return explore, {}, {}, {}
+        return {}, {}, {}
     ids = [r[0] for r in rows]
     counts = np.array([r[2:6] for r in rows], dtype=np.float64)
     prior = engagement_prior(counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3])
     age_h = np.array([(now - r[6]).total_seconds() / 3600 for r in rows])
     top_trend = max(trending.values(), default=1.0)
+    reach = np.log1p(counts[:, 3])
     quality = (
         prior / max(float(prior.max()), 1e-9)
         + 0.5 * np.exp(-np.maximum(age_h, 0) / 96)
         + np.array([trending.get(i, 0.0) / top_trend for i in ids])
-        + 0.1 * np.log1p(counts[:, 3]) / max(float(np.log1p(counts[:, 3]).max()), 1e-9)
+        + 0.1 * reach / max(float(reach.max()), 1e-9)
     )
     rank = {vid: float(q) for vid, q in zip(ids, quality, strict=True)}
     by_tag: dict[str, list[str]] = defaultdict(list)
     for tag, vid in tags:
-        by_tag[tag].append(vid)
+        if vid in rank:
+            by_tag[tag].append(vid)
     biggest = sorted(by_tag, key=lambda t: -len(by_tag[t]))[:MAX_POOLED_TAGS]
     hashtags = {t: sorted(by_tag[t], key=lambda x: -rank[x])[:POOL_SIZE] for t in biggest}
     by_sound: dict[str, list[str]] = defaultdict(list)
@@ -338,7 +392,21 @@ def catalog_pools(
             by_sound[r[1]].append(r[0])
     sounds = {s: sorted(vs, key=lambda x: -rank[x])[:POOL_SIZE] for s, vs in by_sound.items()}
     popular = dict(sorted(rank.items(), key=lambda kv: -kv[1])[:TRENDING_SIZE])
-    return explore, hashtags, sounds, popular
+    return hashtags, sounds, popular
+
+
+def merge_trending(trending: dict[str, float], popular: dict[str, float]) -> dict[str, float]:
+    """The region's trending videos first, topped up with the catalogue's popular ones (public
+    aggregates) when the region has little recent activity of its own."""
+    out = dict(trending)
+    top = max(trending.values(), default=1.0)
+    best = max(popular.values(), default=1.0)
+    for vid, q in popular.items():
+        if len(out) >= TRENDING_SIZE:
+            break
+        if vid not in out:
+            out[vid] = 0.5 * top * q / best  # below the region's own trending videos
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def compute_pools(platform: Platform, region: str, now: datetime | None = None) -> Pools:
@@ -346,17 +414,9 @@ def compute_pools(platform: Platform, region: str, now: datetime | None = None) 
     popular recent videos (public aggregates) when the region has little recent activity."""
     now = now or utcnow()
     trending, completion = region_aggregates(platform.region(region), now)
-    explore, hashtags, sounds, popular = catalog_pools(platform, now, trending)
-    if len(trending) < TRENDING_SIZE:
-        top = max(trending.values(), default=1.0)
-        best = max(popular.values(), default=1.0)
-        for vid, q in popular.items():
-            if len(trending) >= TRENDING_SIZE:
-                break
-            if vid not in trending:
-                trending[vid] = 0.5 * top * q / best  # below the region's own trending videos
-    trending = dict(sorted(trending.items(), key=lambda kv: -kv[1]))
-    return Pools(trending, completion, explore, hashtags, sounds)
+    c = catalog_pools(platform, now, trending)
+    trending = merge_trending(trending, c.popular)
+    return Pools(trending, completion, c.explore, c.hashtags, c.sounds, c.videos, c.video_tags)
 
 
 # ---- the artefact ----------------------------------------------------------------------------
@@ -436,6 +496,8 @@ def save_model(model: ForYouModel, path: Path) -> None:
     tag_keys, tag_offsets, tag_values = _flatten(p.hashtags)
     sound_keys, sound_offsets, sound_values = _flatten(p.sounds)
     items = model.items
+    vids = list(p.videos.values())
+    vt_keys, vt_offsets, vt_values = _flatten({x.id: p.video_tags.get(x.id, []) for x in vids})
     arrays: dict[str, Any] = {
         "meta": np.array(
             json.dumps(
@@ -462,6 +524,18 @@ def save_model(model: ForYouModel, path: Path) -> None:
         "sound_keys": _strings(sound_keys),
         "sound_offsets": sound_offsets,
         "sound_values": _strings(sound_values),
+        "v_ids": _strings([x.id for x in vids]),
+        "v_creators": _strings([x.creator_id for x in vids]),
+        "v_handles": _strings([x.creator_handle for x in vids]),
+        "v_sounds": _strings([x.sound_id or "" for x in vids]),
+        "v_followers": np.array([x.visibility == "followers" for x in vids], dtype=np.bool_),
+        "v_published": np.array([x.published_at.timestamp() for x in vids], dtype=np.float64),
+        "v_counts": np.array(
+            [(x.like_count, x.comment_count, x.share_count, x.view_count) for x in vids],
+            dtype=np.int64,
+        ).reshape(-1, 4),
+        "v_tag_offsets": vt_offsets,
+        "v_tag_values": _strings(vt_values),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
@@ -497,6 +571,18 @@ def read_model(path: Path) -> ForYouModel:
                 z["sound_keys"].tolist(), z["sound_offsets"], z["sound_values"].tolist()
             ),
         )
+        v_ids: list[str] = z["v_ids"].tolist()
+        published = [datetime.fromtimestamp(t, UTC) for t in z["v_published"].tolist()]
+        pools.videos = {
+            vid: VideoInfo(vid, creator, handle, sound or None,
+                           "followers" if followers else "public", at, *counts)
+            for vid, creator, handle, sound, followers, at, counts in zip(
+                v_ids, z["v_creators"].tolist(), z["v_handles"].tolist(),
+                z["v_sounds"].tolist(), z["v_followers"].tolist(), published,
+                z["v_counts"].tolist(), strict=True,
+            )
+        }  # fmt: skip
+        pools.video_tags = _unflatten(v_ids, z["v_tag_offsets"], z["v_tag_values"].tolist())
     trained_at = datetime.fromisoformat(meta["trained_at"]).astimezone(UTC)
     return ForYouModel(meta["region"], trained_at, items, pools, meta["stats"])
 

@@ -62,6 +62,7 @@ class Candidate:
     prior: float = 0.0
     fresh: float = 0.0
     score: float = 0.0
+    followers_only: bool = False
 
     def offer(self, source: int, reason: str) -> None:
         """The same video found by another source: keep the most specific reason."""
