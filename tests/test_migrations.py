@@ -10,6 +10,11 @@ from reelm.db import GlobalModel, RegionModel, RegionSystemModel
 from reelm.residency.store import make_engine
 
 
+def _modelled(name: str | None, type_: str, parent_names: object) -> bool:
+    """Leave out what a domain made in a migration outside the models (a full-text index)."""
+    return name not in GlobalModel.metadata.info.get("outside_models", ())
+
+
 def test_region_and_global_migrations_match_the_models(migrated: Urls) -> None:
     region = make_engine(migrated.regions["us"])
     with region.connect() as conn:
@@ -19,7 +24,8 @@ def test_region_and_global_migrations_match_the_models(migrated: Urls) -> None:
     assert diff == [], f"region models and migrations differ: {diff}"
     glob = make_engine(migrated.global_url)
     with glob.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), GlobalModel.metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": _modelled})
+        diff = compare_metadata(context, GlobalModel.metadata)
     assert diff == [], f"global models and migrations differ: {diff}"
 
 
