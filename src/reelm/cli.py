@@ -299,47 +299,85 @@ def sounds() -> None:
 
 
 @sounds.command("import")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--title", required=True)
-@click.option("--artist", required=True)
-@click.option("--genre", default="")
-@click.option("--bpm", type=int, default=None, help="Tempo, if known.")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--title", default=None, help="Title of a single file (default: tags, else name).")
+@click.option("--artist", default=None, help="Artist of a single file (default: tags, else name).")
+@click.option("--genre", default=None, help="Genre of every file (default: its tags).")
+@click.option("--bpm", type=int, default=None, help="Tempo of every file (default: its tags).")
 @click.option(
     "--territories",
     default="*",
     show_default=True,
-    help="Where the song is licensed: ISO country codes (US,CA) or * for worldwide.",
+    help="Where the songs are licensed: ISO country codes (US,CA) or * for worldwide.",
 )
 @click.pass_context
 def sounds_import(
     ctx: click.Context,
-    file: Path,
-    title: str,
-    artist: str,
-    genre: str,
+    path: Path,
+    title: str | None,
+    artist: str | None,
+    genre: str | None,
     bpm: int | None,
     territories: str,
 ) -> None:
-    """Import an audio file (MP3, M4A, FLAC, WAV, Ogg; 5 s to 10 min) into the catalog."""
-    from reelm.residency.service import open_platform
-    from reelm.sounds.service import do_import_song
+    """Import a song, or every audio file in a folder and its subfolders, into the catalog.
 
+    MP3, M4A, FLAC, WAV, Ogg; 5 s to 10 min. Title, artist, genre, tempo and cover art come from
+    each file's tags (options override them), else from its name ("Artist - Title.mp3"). Each
+    song is normalised to -14 LUFS (EBU R128), gets a 30 s preview, waveform and cover, and is
+    copied to every region. A file that fails is reported and the rest go on; the exit status
+    is 2 when any failed.
+    """
+    from reelm.residency.service import open_platform
+    from reelm.sounds.service import check_territories, do_import_file, find_audio_files
+
+    territories = check_territories(territories)
+    files = find_audio_files(path)
+    if (title or artist) and len(files) > 1:
+        raise click.UsageError(
+            "--title and --artist name one song; a folder's songs are named by their tags or "
+            "file names."
+        )
     platform = open_platform(_settings(ctx))
-    song = do_import_song(
-        platform,
-        path=file,
-        title=title,
-        artist=artist,
-        genre=genre,
-        territories=territories,
-        bpm=bpm,
-    )
+    imported = skipped = failed = 0
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as bar:
+        task = bar.add_task("importing", total=len(files))
+        for file in files:
+            shown = str(file.relative_to(path)) if file != path else file.name
+            bar.update(task, description=shown[-40:])
+            outcome = do_import_file(
+                platform, file, title=title, artist=artist, genre=genre, bpm=bpm,
+                territories=territories,
+            )  # fmt: skip
+            if outcome.song is not None:
+                imported += 1
+                song = outcome.song
+                line = (
+                    f"+ {shown}: “{song.title}” by {song.artist}, {song.duration_s:.1f} s, "
+                    f"{song.loudness_lufs:.1f} LUFS, as {song.id}"
+                )
+            elif outcome.skipped is not None:
+                skipped += 1
+                line = f"= {shown}: {outcome.skipped}"
+            else:
+                failed += 1
+                line = f"error: {shown}: {outcome.error}"
+            bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            bar.advance(task)
     console.print(
-        f"imported “{song.title}” by {song.artist} ({song.duration_s:.1f} s) as {song.id}, "
-        f"copied to {len(platform.regions)} regions (sha256 {song.sha256[:16]}…)",
+        f"imported {imported} of {len(files)} file{'s' if len(files) != 1 else ''} into "
+        f"{len(platform.regions)} regions; {skipped} already in the catalog; {failed} failed",
         highlight=False,
     )
     platform.close()
+    if failed:
+        sys.exit(2)
 
 
 @sounds.command("list")
@@ -372,13 +410,25 @@ def sounds_list(ctx: click.Context, query: str, limit: int) -> None:
 @click.option("--verify", is_flag=True, help="Also re-hash every copy against its sha256.")
 @click.pass_context
 def sounds_sync(ctx: click.Context, verify: bool) -> None:
-    """Copy song files to every region that lacks them (e.g. a region added by a new policy)."""
+    """Copy song files to every region that lacks them (e.g. a region added by a new policy),
+    give older songs their preview, cover and waveform, and remove original sounds whose
+    video is no longer public."""
     from reelm.residency.service import open_platform
-    from reelm.sounds.service import do_replicate_songs
+    from reelm.sounds.service import (
+        do_complete_songs,
+        do_remove_original_sounds,
+        do_replicate_songs,
+    )
 
     platform = open_platform(_settings(ctx))
+    removed = do_remove_original_sounds(platform)
+    completed = do_complete_songs(platform)
     written = do_replicate_songs(platform, verify=verify)
-    console.print(f"copied {written} song file{'s' if written != 1 else ''}")
+    console.print(
+        f"copied {written} song file{'s' if written != 1 else ''}; completed {completed} "
+        f"song{'s' if completed != 1 else ''}; removed {removed} original "
+        f"sound{'s' if removed != 1 else ''}"
+    )
     platform.close()
 
 

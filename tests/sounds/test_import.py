@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import av
@@ -11,6 +12,15 @@ from sqlalchemy import func, select
 
 from reelm.errors import Conflict, Forbidden, InvalidInput, NotFound
 from reelm.residency.store import Platform
+from reelm.sounds.audio import (
+    LOUDNESS_LUFS,
+    TRUE_PEAK_DBTP,
+    WAVEFORM_POINTS,
+    analyse,
+    generated_cover,
+    probe_song,
+    write_song,
+)
 from reelm.sounds.models import Song
 from reelm.sounds.service import (
     check_song_licensed,
@@ -52,10 +62,13 @@ def test_imported_song_is_in_every_regions_blob_store_with_the_same_sha256(
     assert stored.territories == "CA,US"
     assert stored.duration_s == pytest.approx(12.0, abs=0.1)
     assert stored.use_count == 0
-    # AAC in MP4 already: copied, not re-encoded, so the sound is the source's own packets.
     with av.open(str(song_path(platform.regions["sg"], song.id))) as c:
         assert c.streams.audio[0].codec_context.name == "aac"
         assert not c.streams.video
+    # The preview and the cover are in every region too.
+    for store in platform.regions.values():
+        assert store.blobs.exists(f"catalog/songs/{song.id}.preview.m4a")
+        assert store.blobs.read_bytes(f"catalog/songs/{song.id}.jpg")[:2] == b"\xff\xd8"
 
 
 @pytest.mark.parametrize("fixture", ["song_wav", "song_mp3"])
@@ -83,6 +96,7 @@ def test_wav_and_mp3_are_transcoded_to_stereo_aac_in_m4a(
         ("text_file", "not_audio", "not an audio file"),
         ("silent_video", "no_audio_stream", "no sound"),
         ("short_m4a", "too_short", "at least 5 seconds"),
+        ("silent_wav", "silent_audio", "is silent"),
     ],
 )
 def test_a_bad_input_is_refused_clearly_and_nothing_is_stored(
@@ -204,3 +218,81 @@ def test_an_import_that_fails_to_copy_leaves_no_file_anywhere(
         do_import_song(platform, path=tone_m4a, title="Half", artist="Way")
     assert _catalog_blobs(platform) == []
     assert _song_count(platform) == 0
+
+
+def _decoded_seconds(path: Path) -> float:
+    with av.open(str(path)) as c:
+        return sum(f.samples / f.sample_rate for f in c.decode(audio=0))
+
+
+@pytest.mark.parametrize("fixture", ["tone_m4a", "song_wav", "spiky_wav"])
+def test_imported_songs_play_at_minus_14_lufs(
+    platform: Platform, request: pytest.FixtureRequest, fixture: str
+) -> None:
+    """A quiet tone and a WAV are brought up by a plain gain; one whose clicks a gain would
+    clip is normalised dynamically. Each is measured again, on the stored file."""
+    source: Path = request.getfixturevalue(fixture)
+    before = analyse(source)
+    song = do_import_song(platform, path=source, title=fixture, artist="Lab")
+    stored = analyse(song_path(platform.regions["us"], song.id))
+    assert abs(before.loudness_lufs - LOUDNESS_LUFS) > 1.5, "the fixture must need normalising"
+    assert stored.loudness_lufs == pytest.approx(LOUDNESS_LUFS, abs=1.0)
+    assert stored.true_peak_dbtp <= TRUE_PEAK_DBTP + 1.0
+    assert song.loudness_lufs == pytest.approx(stored.loudness_lufs, abs=1.0)
+
+
+def test_a_song_already_at_the_target_is_stored_as_it_is(
+    platform: Platform, tmp_path: Path, tone_m4a: Path
+) -> None:
+    level = analyse(tone_m4a)
+    ready = tmp_path / "ready.m4a"
+    write_song(tone_m4a, ready, probe_song(tone_m4a), level)  # now at -14 LUFS
+    song = do_import_song(platform, path=ready, title="Ready", artist="Lab")
+    assert song.sha256 == _sha(ready)  # the very same bytes: no second lossy encode
+
+
+def test_the_preview_is_the_loudest_30_seconds(platform: Platform, loud_end_wav: Path) -> None:
+    song = do_import_song(platform, path=loud_end_wav, title="Late Drop", artist="Lab")
+    assert song.duration_s == pytest.approx(40.0, abs=0.1)
+    assert song.preview_start_s == pytest.approx(10.0, abs=0.5)
+    preview = platform.regions["sg"].blobs.local_path(f"catalog/songs/{song.id}.preview.m4a")
+    assert preview is not None
+    assert _decoded_seconds(preview) == pytest.approx(30.0, abs=0.1)
+    # The preview ends where the song does: in the loud part.
+    assert analyse(preview).loudness_lufs == pytest.approx(LOUDNESS_LUFS + 1.5, abs=2.5)
+
+
+def test_a_short_song_is_its_own_preview(platform: Platform, tone_m4a: Path) -> None:
+    song = do_import_song(platform, path=tone_m4a, title="Short", artist="Lab")
+    us = platform.regions["us"].blobs
+    assert song.preview_start_s == 0.0
+    assert us.read_bytes(f"catalog/songs/{song.id}.preview.m4a") == us.read_bytes(song.blob_key)
+
+
+def test_the_waveform_follows_the_sound(platform: Platform, loud_end_wav: Path) -> None:
+    song = do_import_song(platform, path=loud_end_wav, title="Shape", artist="Lab")
+    peaks = get_song(platform, song.id).peaks
+    assert len(peaks) == WAVEFORM_POINTS
+    assert all(0 <= p <= 1 for p in peaks)
+    quiet, loud = peaks[10:130], peaks[150:190]  # 2-26 s and 30-38 s
+    assert max(quiet) * 3 < min(loud)
+
+
+def test_cover_is_the_embedded_art_else_drawn_from_the_title(
+    platform: Platform, tone_m4a: Path, art: bytes
+) -> None:
+    drawn = do_import_song(platform, path=tone_m4a, title="Drawn", artist="Lab")
+    framed = do_import_song(platform, path=tone_m4a, title="Framed", artist="Lab", cover_art=art)
+    broken = do_import_song(
+        platform, path=tone_m4a, title="Broken Art", artist="Lab", cover_art=b"\x89PNG nope"
+    )
+    assert (drawn.cover, framed.cover, broken.cover) == ("generated", "embedded", "generated")
+    us = platform.regions["us"].blobs
+    covers = [us.read_bytes(f"catalog/songs/{s.id}.jpg") for s in (drawn, framed)]
+    for jpeg in covers:
+        with av.open(io.BytesIO(jpeg), format="jpeg_pipe") as c:
+            picture = next(c.decode(video=0))
+            assert (picture.width, picture.height) == (512, 512)
+    assert covers[0] != covers[1]
+    # Each song's colours are its own: a different title draws a different cover.
+    assert generated_cover("Drawn", "Lab", []) != generated_cover("Other", "Lab", [])

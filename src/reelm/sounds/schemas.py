@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
+from sqlalchemy.orm import Session
 
 from reelm.errors import InvalidInput
+from reelm.residency.egress import PublicRecord, public_schema
 from reelm.residency.jurisdictions import is_country
-from reelm.sounds.models import WORLDWIDE, Song
+from reelm.sounds.models import WORLDWIDE, Song, SongUse, search_key
 from reelm.text import UserText
 
 
@@ -85,7 +88,9 @@ class SongCreate(BaseModel):
 
 
 class SongRead(BaseModel):
-    """A catalog song as the API shows it; `audio_url` serves the .m4a with Range support."""
+    """A catalog song as the API shows it; `audio_url` and `preview_url` serve .m4a files with
+    Range support, `cover_url` a square JPEG. `waveform` is the peak level (0..1) of each of 200
+    equal slices; `uses_last_7_days` is set in the trending list."""
 
     id: str
     title: str
@@ -100,9 +105,15 @@ class SongRead(BaseModel):
     use_count: int
     created_at: datetime
     audio_url: str
+    loudness_lufs: float | None = None
+    preview_url: str | None = None
+    preview_start_s: float | None = None
+    cover_url: str | None = None
+    waveform: list[float] = Field(default_factory=list)
+    uses_last_7_days: int | None = None
 
     @classmethod
-    def of(cls, song: Song) -> SongRead:
+    def of(cls, song: Song, *, uses_last_7_days: int | None = None) -> SongRead:
         return cls(
             id=song.id,
             title=song.title,
@@ -117,6 +128,14 @@ class SongRead(BaseModel):
             use_count=song.use_count,
             created_at=song.created_at,
             audio_url=f"/api/v1/sounds/{song.id}/audio",
+            loudness_lufs=song.loudness_lufs,
+            preview_url=(
+                f"/api/v1/sounds/{song.id}/preview" if song.preview_start_s is not None else None
+            ),
+            preview_start_s=song.preview_start_s,
+            cover_url=f"/api/v1/sounds/{song.id}/cover" if song.cover else None,
+            waveform=song.peaks,
+            uses_last_7_days=uses_last_7_days,
         )
 
 
@@ -125,3 +144,71 @@ class SongPage(BaseModel):
 
     items: list[SongRead]
     next_cursor: str | None = None
+
+
+class VideoSound(BaseModel):
+    """The sound under a published video, as one viewer may hear it.
+
+    `licensed_here` is false where the song is not licensed for the viewer's jurisdiction (read
+    in the viewer's own region), and for a viewer who is not signed in unless it is licensed
+    worldwide: the player then mutes the video and shows the video's `muted_notice`.
+    """
+
+    id: str
+    title: str
+    artist: str
+    cover_url: str | None
+    original: bool
+    licensed_here: bool
+
+
+def original_sound_title(handle: str) -> str:
+    return f"original sound - @{handle}"
+
+
+def _write_original_sound(catalog: Session, record: PublicOriginalSound) -> None:
+    if catalog.get(Song, record.id) is not None:
+        return
+    title = original_sound_title(record.creator_handle)
+    catalog.add(
+        Song(
+            id=record.id,
+            title=title,
+            artist=record.creator_handle,
+            search_key=search_key(title, record.creator_handle),
+            genre="",
+            duration_s=record.duration_s,
+            territories=WORLDWIDE,
+            original_of_video=record.video_id,
+            sha256=record.sha256,
+            size_bytes=record.size_bytes,
+            use_count=1,
+            loudness_lufs=record.loudness_lufs,
+            preview_start_s=record.preview_start_s,
+            cover=record.cover,
+            waveform=json.dumps(record.waveform, separators=(",", ":")),
+        )
+    )
+    catalog.flush()
+    # The video the sound comes from is its first use.
+    catalog.add(SongUse(video_id=record.video_id, song_id=record.id, used_at=record.published_at))
+    catalog.flush()
+
+
+@public_schema(_write_original_sound)
+class PublicOriginalSound(PublicRecord):
+    """An "original sound": the audio of a creator's public video, offered for reuse because
+    the creator allowed it. Exactly these fields leave the creator's region; the audio file is
+    copied into every region's blob store like any catalog song (it is public already)."""
+
+    id: str
+    video_id: str
+    creator_handle: str
+    duration_s: float
+    sha256: str
+    size_bytes: int
+    loudness_lufs: float | None
+    preview_start_s: float
+    waveform: list[float]
+    cover: Literal["video", "generated"]
+    published_at: datetime

@@ -1,246 +1,117 @@
-"""The song catalog: import (probe, transcode, copy to every region), search, trending, licensing.
+"""The song catalog: import (tags, loudness, preview, waveform, cover, a copy in every region),
+full-text search, trending, licensing for creators and viewers, and original sounds.
 
-Songs are CATALOG data: non-personal and global. The row lives in the global database; the file
-is copied into every region's blob store under `catalog/songs/<id>.m4a`, so a region's
-transcoding workers read songs from their own region and never across regions.
+Songs are CATALOG data: non-personal and global. The row lives in the global database; the files
+are copied into every region's blob store under `catalog/songs/<id>…`, so a region's transcoding
+workers read songs from their own region and never across regions.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import binascii
 import hashlib
 import json
 import logging
-import os
-import stat
+import shutil
 import tempfile
+import threading
 import time
-import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
-from itertools import chain
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, Literal, Protocol
 
-import av
-from av.audio.frame import AudioFrame
-from av.audio.resampler import AudioResampler
-from av.audio.stream import AudioStream
-from av.container import InputContainer
-from sqlalchemy import or_, select, update
+from sqlalchemy import (
+    Double,
+    Select,
+    cast,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    tuple_,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnClause
 
-from reelm.db import new_id
-from reelm.errors import Conflict, Forbidden, InvalidInput, NotFound
+from reelm.accounts.models import Account
+from reelm.accounts.service import CurrentUser
+from reelm.db import new_id, utcnow
+from reelm.errors import Conflict, Forbidden, InvalidInput, NotFound, ReelmError
+from reelm.residency.egress import egress
 from reelm.residency.jurisdictions import country_name
 from reelm.residency.store import Platform, RegionStore
-from reelm.sounds.models import WORLDWIDE, Song, song_blob_key
-from reelm.sounds.schemas import SongCreate, SongPage, SongRead
+from reelm.sounds import audio
+from reelm.sounds.models import (
+    SONGS_FTS,
+    WORLDWIDE,
+    Song,
+    SongUse,
+    cover_blob_key,
+    fold,
+    preview_blob_key,
+    search_key,
+    search_words,
+    song_blob_key,
+    song_blob_keys,
+)
+from reelm.sounds.schemas import (
+    PublicOriginalSound,
+    SongCreate,
+    SongPage,
+    SongRead,
+    VideoSound,
+    original_sound_title,
+)
+from reelm.sounds.tags import UNKNOWN_ARTIST, name_from_file, read_tags
+
+__all__ = ["fold", "search_key", "search_words"]
 
 logger = logging.getLogger(__name__)
 
-MIN_SONG_S = 5.0
-MAX_SONG_S = 600.0
-MAX_SONG_BYTES = 200 * 1024 * 1024
-SONG_BITRATE = 128_000
 MAX_PAGE = 100
-# Demuxers a song may come in: MP4/M4A/MOV, Matroska/WebM, MP3, FLAC, WAV, Ogg. None of them
-# follows references to other files or URLs; the `file` protocol is the only one allowed.
-_AUDIO_FORMATS = "mov,matroska,mp3,flac,wav,ogg"
-_ACCEPTED = "Please use an MP3, AAC (.m4a), FLAC, WAV or Ogg file."
-_OPEN_TIMEOUT_S = 10.0
-_LIKE_ESCAPE = "!"
+MAX_QUERY_WORDS = 8
+TRENDING_DAYS = 7
+# What `reelm sounds import FOLDER` picks up; a file named on the command line is tried whatever
+# its name.
+AUDIO_SUFFIXES = frozenset(
+    {".mp3", ".m4a", ".mp4", ".mov", ".flac", ".wav", ".ogg", ".oga", ".opus", ".mka", ".webm"}
+)
+_SIMPLE: ColumnClause[Any] = literal_column("'simple'::regconfig")
+FileKind = Literal["audio", "preview", "cover"]
+
+
+# --- preparing and storing a song's files --------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class SongProbe:
-    """What an audio file is; `reusable` when it is already AAC in MP4 and can be copied as is."""
+class PreparedSong:
+    """A song's three files, ready in `folder`, and what was measured on the way."""
 
+    folder: Path
     duration_s: float
-    codec: str
-    channels: int
-    sample_rate: int
-    bit_rate: int | None
-    reusable: bool
+    sha256: str
+    size_bytes: int
+    loudness_lufs: float
+    preview_start_s: float
+    peaks: list[float]
+    cover: str
 
-
-def fold(text: str) -> str:
-    """Case- and accent-insensitive form for search: "Beyoncé" and "BEYONCE" both → "beyonce"."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def _search_key(title: str, artist: str) -> str:
-    return fold(f"{title} {artist}")[:600]
-
-
-# --- probing and transcoding ------------------------------------------------------------------
-
-
-def _checked_size(path: Path) -> int:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise InvalidInput(f"No such file: {path}", code="missing_file") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise InvalidInput(f"{path} is not a regular file. {_ACCEPTED}", code="not_audio")
-    if st.st_size == 0:
-        raise InvalidInput(f"{path} is empty. {_ACCEPTED}", code="empty_file")
-    if st.st_size > MAX_SONG_BYTES:
-        raise InvalidInput(
-            f"{path} is {st.st_size / 1e6:.0f} MB; a song may be at most "
-            f"{MAX_SONG_BYTES / 1e6:.0f} MB.",
-            code="too_large",
-        )
-    return st.st_size
-
-
-def _open_audio(path: Path) -> InputContainer:
-    """Open a local audio file with only the audio demuxers and the `file` protocol."""
-    _checked_size(path)
-    try:
-        return av.open(
-            "file:" + str(path.resolve()),
-            "r",
-            container_options={
-                "protocol_whitelist": "file",
-                "format_whitelist": _AUDIO_FORMATS,
-                "enable_drefs": "0",
-                "use_absolute_path": "0",
-            },
-            timeout=(_OPEN_TIMEOUT_S, _OPEN_TIMEOUT_S),
-        )
-    except (av.FFmpegError, OSError, ValueError, RuntimeError) as exc:
-        raise InvalidInput(
-            f"{path.name} is not an audio file we can read. {_ACCEPTED}", code="not_audio"
-        ) from exc
-
-
-def _audio_stream(container: InputContainer, name: str) -> AudioStream:
-    stream = next((s for s in container.streams.audio if s.codec_context is not None), None)
-    if stream is None:
-        raise InvalidInput(
-            f"{name} has no sound in it: a song needs an audio stream. {_ACCEPTED}",
-            code="no_audio_stream",
-        )
-    return stream
-
-
-def _duration(container: InputContainer, stream: AudioStream) -> float:
-    """The declared duration, else the end of the last packet (bounded by the limit)."""
-    if container.duration is not None and container.duration > 0:
-        return container.duration / av.time_base
-    if stream.duration and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    end = 0.0
-    for packet in container.demux(stream):
-        if packet.pts is None or packet.time_base is None:
-            continue
-        end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
-        if end > MAX_SONG_S:
-            break
-    container.seek(0)
-    return end
-
-
-def probe_song(path: Path) -> SongProbe:
-    """Describe an audio file, or refuse it with a message saying what is wrong.
-
-    Decodes the first frame, so a file with a plausible header and broken audio is refused
-    here and not halfway through a transcode.
-    """
-    container = _open_audio(path)
-    try:
-        stream = _audio_stream(container, path.name)
-        duration = _duration(container, stream)
-        if duration < MIN_SONG_S:
-            raise InvalidInput(
-                f"{path.name} is {duration:.1f} seconds long; a song must be at least "
-                f"{MIN_SONG_S:g} seconds.",
-                code="too_short",
-            )
-        if duration > MAX_SONG_S:
-            raise InvalidInput(
-                f"{path.name} is {duration:.0f} seconds long; a song may be at most "
-                f"{MAX_SONG_S:g} seconds ({MAX_SONG_S / 60:g} minutes).",
-                code="too_long",
-            )
-        ctx = stream.codec_context
-        if next(_decoded(container, stream), None) is None:
-            raise InvalidInput(f"{path.name}: no sound could be decoded.", code="corrupt_audio")
-        codec = stream.codec.name
-        channels = ctx.channels
-        bit_rate = stream.bit_rate or None
-        fmt = container.format.name.split(",")
-        reusable = (
-            codec == "aac"
-            and "mp4" in fmt
-            and channels in (1, 2)
-            and ctx.sample_rate in (44_100, 48_000)
-            and (bit_rate is None or bit_rate <= 192_000)
-            and ctx.profile in (None, "LC")
-        )
-        return SongProbe(
-            duration_s=duration,
-            codec=codec,
-            channels=channels,
-            sample_rate=ctx.sample_rate,
-            bit_rate=bit_rate,
-            reusable=reusable,
-        )
-    except av.FFmpegError as exc:
-        raise InvalidInput(
-            f"{path.name}: the sound could not be decoded. {_ACCEPTED}", code="corrupt_audio"
-        ) from exc
-    finally:
-        container.close()
-
-
-def _decoded(container: InputContainer, stream: AudioStream) -> Iterator[AudioFrame]:
-    for packet in container.demux(stream):
-        for frame in packet.decode():
-            if isinstance(frame, AudioFrame):
-                yield frame
-
-
-def _transcode(source: Path, target: Path, probe: SongProbe) -> None:
-    """Write `source` as an .m4a of AAC-LC: a stream copy when it already is one, else stereo
-    AAC at 128 kbit/s. Only the sound is kept: no cover art, no tags, no other streams."""
-    container = _open_audio(source)
-    try:
-        stream = _audio_stream(container, source.name)
-        with av.open(str(target), "w", format="ipod", options={"movflags": "+faststart"}) as out:
-            if probe.reusable:
-                copy = out.add_stream_from_template(stream)
-                for packet in container.demux(stream):
-                    if packet.dts is None:
-                        continue
-                    packet.stream = copy
-                    out.mux(packet)
-                return
-            rate = probe.sample_rate if probe.sample_rate in (44_100, 48_000) else 48_000
-            aac = out.add_stream("aac", rate=rate)
-            assert isinstance(aac, AudioStream)
-            aac.layout = "stereo"
-            aac.bit_rate = SONG_BITRATE
-            resampler = AudioResampler(format="fltp", layout="stereo", rate=rate)
-            time_base = Fraction(1, rate)
-            written = 0
-            # Timestamps are counted here, in samples: sources' own (an MP3's gapless padding,
-            # a WAV's none) would only carry gaps and offsets into the song.
-            for frame in chain(_decoded(container, stream), [None]):
-                for ready in resampler.resample(frame):
-                    ready.pts, ready.time_base = written, time_base
-                    written += ready.samples
-                    out.mux(aac.encode(ready))
-            out.mux(aac.encode(None))
-    except av.FFmpegError as exc:
-        raise InvalidInput(
-            f"{source.name}: the sound could not be decoded. {_ACCEPTED}", code="corrupt_audio"
-        ) from exc
-    finally:
-        container.close()
+    @property
+    def files(self) -> dict[str, Path]:
+        """Blob key suffix → file."""
+        return {
+            ".m4a": self.folder / "song.m4a",
+            ".preview.m4a": self.folder / "preview.m4a",
+            ".jpg": self.folder / "cover.jpg",
+        }
 
 
 def _sha256(path: Path) -> str:
@@ -251,25 +122,109 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _copy_everywhere(platform: Platform, key: str, source: Path, sha256: str) -> None:
-    """Put a new catalog file into every region's blob store and check each copy's hash.
+def prepare_song(
+    source: Path, folder: Path, *, title: str, artist: str, cover_art: bytes | None = None
+) -> PreparedSong:
+    """Probe, measure (EBU R128), normalise to -14 LUFS, cut the preview at the loudest 30 s,
+    and make the cover: the file's own art when it has decodable art, else one drawn from the
+    title's colours and the waveform."""
+    probe = audio.probe_song(source)
+    measured = audio.analyse(source)
+    song = folder / "song.m4a"
+    result = audio.write_song(source, song, probe, measured)
+    stored = audio.probe_song(song, min_s=0.0)  # what listeners get: its real length
+    audio.write_preview(song, folder / "preview.m4a", result.loudest_start_s, stored.duration_s)
+    cover = audio.cover_from_image(cover_art) if cover_art else None
+    (folder / "cover.jpg").write_bytes(cover or audio.generated_cover(title, artist, result.peaks))
+    return PreparedSong(
+        folder=folder,
+        duration_s=round(stored.duration_s, 3),
+        sha256=_sha256(song),
+        size_bytes=song.stat().st_size,
+        loudness_lufs=round(result.loudness_lufs, 2),
+        preview_start_s=min(result.loudest_start_s, max(0.0, stored.duration_s - audio.PREVIEW_S)),
+        peaks=result.peaks,
+        cover="embedded" if cover else "generated",
+    )
 
-    All or nothing: on any failure the key (new, so nothing else is under it) is removed from
-    every region.
+
+def _delete_everywhere(platform: Platform, song_id: str) -> None:
+    for store in platform.regions.values():
+        for key in song_blob_keys(song_id):
+            store.blobs.delete(key)
+
+
+def _copy_everywhere(platform: Platform, song_id: str, prepared: PreparedSong) -> None:
+    """Put a new song's files into every region's blob store, checking each audio copy's hash.
+
+    All or nothing: on any failure the song's keys (new, so nothing else is under them) are
+    removed from every region.
     """
+    audio_key = song_blob_key(song_id)
     try:
         for store in platform.regions.values():
-            store.blobs.put_file(key, source)
-            copy = store.blobs.local_path(key)
-            if copy is not None and _sha256(copy) != sha256:
-                raise OSError(f"the copy of {key} in region {store.name} does not match")
+            for suffix, path in prepared.files.items():
+                store.blobs.put_file(f"catalog/songs/{song_id}{suffix}", path)
+            copy = store.blobs.local_path(audio_key)
+            if copy is not None and _sha256(copy) != prepared.sha256:
+                raise OSError(f"the copy of {audio_key} in region {store.name} does not match")
     except BaseException:
-        for store in platform.regions.values():
-            store.blobs.delete(key)
+        _delete_everywhere(platform, song_id)
         raise
 
 
-# --- import -------------------------------------------------------------------------------------
+def _add_song(platform: Platform, fields: SongCreate, prepared: PreparedSong) -> Song:
+    """Copy the files everywhere, then commit the row that makes the song visible.
+
+    The order is the invariant: every region has the files, each audio copy checked against one
+    sha256, before the row is committed; if that commit fails the copies are removed. A crash in
+    between leaves unreferenced files, never a song that some region cannot play.
+    """
+    song = Song(
+        id=new_id(),
+        title=fields.title,
+        artist=fields.artist,
+        search_key=search_key(fields.title, fields.artist),
+        genre=fields.genre,
+        bpm=fields.bpm,
+        territories=fields.territories,
+        duration_s=prepared.duration_s,
+        sha256=prepared.sha256,
+        size_bytes=prepared.size_bytes,
+        loudness_lufs=prepared.loudness_lufs,
+        preview_start_s=prepared.preview_start_s,
+        cover=prepared.cover,
+        waveform=json.dumps(prepared.peaks, separators=(",", ":")),
+    )
+    _copy_everywhere(platform, song.id, prepared)
+    try:
+        with platform.global_store.transaction() as g:
+            g.add(song)
+    except BaseException:
+        _delete_everywhere(platform, song.id)
+        raise
+    return song
+
+
+def _check_not_in_catalog(platform: Platform, fields: SongCreate) -> None:
+    """Refuse a title and artist the catalog has (case- and accent-insensitively)."""
+    wanted = (fold(fields.title), fold(fields.artist))
+    with platform.global_store.session() as g:
+        same_key = g.execute(
+            select(Song.id, Song.title, Song.artist).where(
+                Song.search_key == search_key(fields.title, fields.artist),
+                Song.original_of_video.is_(None),
+            )
+        )
+        exists = next((i for i, t, a in same_key if (fold(t), fold(a)) == wanted), None)
+    if exists is not None:
+        raise Conflict(
+            f"“{fields.title}” by {fields.artist} is already in the catalog (song {exists}).",
+            code="song_exists",
+        )
+
+
+# --- import --------------------------------------------------------------------------------------
 
 
 def do_import_song(
@@ -281,110 +236,181 @@ def do_import_song(
     genre: str = "",
     territories: str | Sequence[str] = WORLDWIDE,
     bpm: int | None = None,
+    cover_art: bytes | None = None,
 ) -> Song:
-    """Add a song to the catalog: probe, transcode to AAC .m4a, copy to every region, record.
-
-    The order is the invariant: the file is in every region, each copy checked against one
-    sha256, before the row that makes the song visible is committed; if that commit fails the
-    copies are removed. A crash in between leaves unreferenced files, never a song that some
-    region cannot play.
-    """
+    """Add a song to the catalog: check, prepare its files (see `prepare_song`), copy them to
+    every region, record it. Nothing is stored when any step refuses the file."""
     fields = SongCreate.checked(
         title=title, artist=artist, genre=genre, bpm=bpm, territories=territories
     )
+    _check_not_in_catalog(platform, fields)
     started = time.monotonic()
-    probe = probe_song(path)
-    key = _search_key(fields.title, fields.artist)
-    with platform.global_store.session() as g:
-        same_key = g.execute(
-            select(Song.id, Song.title, Song.artist).where(
-                Song.search_key == key, Song.original_of_video.is_(None)
-            )
-        )
-        exists = next(
-            (
-                song_id
-                for song_id, t, a in same_key
-                if (fold(t), fold(a)) == (fold(fields.title), fold(fields.artist))
-            ),
-            None,
-        )
-    if exists is not None:
-        raise Conflict(
-            f"“{fields.title}” by {fields.artist} is already in the catalog (song {exists}).",
-            code="song_exists",
-        )
-    song = Song(
-        id=new_id(),
-        title=fields.title,
-        artist=fields.artist,
-        search_key=key,
-        genre=fields.genre,
-        bpm=fields.bpm,
-        territories=fields.territories,
-    )
     with tempfile.TemporaryDirectory(prefix="reelm-song-") as tmp:
-        target = Path(tmp) / "song.m4a"
-        _transcode(path, target, probe)
-        stored = probe_song(target)  # what listeners get: its real length
-        song.duration_s = round(stored.duration_s, 3)
-        song.sha256 = _sha256(target)
-        song.size_bytes = target.stat().st_size
-        _copy_everywhere(platform, song.blob_key, target, song.sha256)
-    try:
-        with platform.global_store.transaction() as g:
-            g.add(song)
-    except BaseException:
-        for store in platform.regions.values():
-            store.blobs.delete(song.blob_key)
-        raise
+        prepared = prepare_song(
+            path, Path(tmp), title=fields.title, artist=fields.artist, cover_art=cover_art
+        )
+        song = _add_song(platform, fields, prepared)
     logger.info(
-        "imported song %s (%s by %s, %.1f s, %s) into %d regions in %.2f s",
+        "imported song %s (%s by %s, %.1f s, %.1f LUFS) into %d regions in %.2f s",
         song.id,
         song.title,
         song.artist,
         song.duration_s,
-        "copied" if probe.reusable else "transcoded",
+        prepared.loudness_lufs,
         len(platform.regions),
         time.monotonic() - started,
     )
     return song
 
 
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What became of one file: a new `song`, `skipped` (already in the catalog) or `error`."""
+
+    path: Path
+    song: Song | None = None
+    skipped: str | None = None
+    error: str | None = None
+
+
+def check_territories(territories: str) -> str:
+    """The stored form of a territories option, or `InvalidInput` before any file is read."""
+    return SongCreate.checked(title="-", artist="-", territories=territories).territories
+
+
+def find_audio_files(path: Path) -> list[Path]:
+    """A file as given, or every audio file (by extension) under a folder, recursively and in
+    name order, leaving out hidden files and folders."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise InvalidInput(f"No such file or folder: {path}", code="missing_file")
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.suffix.lower() in AUDIO_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        and p.is_file()
+    )
+
+
+def do_import_file(
+    platform: Platform,
+    path: Path,
+    *,
+    title: str | None = None,
+    artist: str | None = None,
+    genre: str | None = None,
+    bpm: int | None = None,
+    territories: str = WORLDWIDE,
+) -> ImportOutcome:
+    """Import one file of a folder: the options given override the file's tags, the tags
+    override its name ("Artist - Title.mp3"). Never raises for a bad file: its outcome says
+    what is wrong, so one bad file never stops the rest of a folder."""
+    tags = read_tags(path)
+    named_title, named_artist = name_from_file(path)
+    try:
+        song = do_import_song(
+            platform,
+            path=path,
+            title=(title or tags.title or named_title)[:200],
+            artist=(artist or tags.artist or named_artist or UNKNOWN_ARTIST)[:200],
+            genre=(genre if genre is not None else tags.genre or "")[:40],
+            bpm=bpm if bpm is not None else tags.bpm,
+            territories=territories,
+            cover_art=tags.cover,
+        )
+    except Conflict as e:
+        return ImportOutcome(path, skipped=e.message)
+    except ReelmError as e:
+        return ImportOutcome(path, error=e.message)
+    except OSError as e:
+        return ImportOutcome(path, error=f"{path.name}: {e.strerror or e}")
+    except Exception as e:  # a bug must not cost the rest of the folder; it is logged in full
+        logger.exception("importing %s failed", path)
+        return ImportOutcome(path, error=f"{path.name}: unexpected {type(e).__name__}: {e}")
+    return ImportOutcome(path, song=song)
+
+
+# --- keeping every region's copy whole -----------------------------------------------------------
+
+
 def do_replicate_songs(platform: Platform, *, verify: bool = False) -> int:
-    """Copy every song's file to each region that lacks it (a region added by a new policy);
-    returns the number of copies written. `verify` also re-hashes every copy and replaces those
-    that do not match the recorded sha256."""
+    """Copy every song's files to each region that lacks them (a region added by a new policy);
+    returns the number of copies written. `verify` also re-hashes every audio copy and replaces
+    those that do not match the recorded sha256."""
     with platform.global_store.session() as g:
         songs = list(g.execute(select(Song.id, Song.sha256, Song.size_bytes)))
     written = 0
     for song_id, sha256, size in songs:
-        key = song_blob_key(song_id)
-        good: Path | None = None
-        missing: list[RegionStore] = []
-        for store in platform.regions.values():
-            path = store.blobs.local_path(key)
-            ok = path is not None and path.is_file() and path.stat().st_size == size
-            if ok and verify:
-                ok = path is not None and _sha256(path) == sha256
-            if ok and good is None:
-                good = path
-            if not ok:
-                missing.append(store)
-        if not missing:
-            continue
-        if good is None:
-            logger.error("song %s has no intact copy in any region", song_id)
-            continue
-        for store in missing:
-            store.blobs.put_file(key, good)
-            written += 1
+        for key in song_blob_keys(song_id):
+            is_audio = key == song_blob_key(song_id)
+            good: Path | None = None
+            missing: list[RegionStore] = []
+            for store in platform.regions.values():
+                path = store.blobs.local_path(key)
+                ok = path is not None and path.is_file()
+                if ok and is_audio:
+                    assert path is not None
+                    ok = path.stat().st_size == size and (not verify or _sha256(path) == sha256)
+                if ok and good is None:
+                    good = path
+                if not ok:
+                    missing.append(store)
+            if not missing:
+                continue
+            if good is None:
+                if is_audio:
+                    logger.error("song %s has no intact copy in any region", song_id)
+                continue
+            for store in missing:
+                store.blobs.put_file(key, good)
+                written += 1
     return written
 
 
+def do_complete_songs(platform: Platform) -> int:
+    """Give songs imported before previews, covers and waveforms existed (migration g0030)
+    theirs, from an intact copy; returns how many were completed. Their audio is kept as is."""
+    with platform.global_store.session() as g:
+        songs = list(g.scalars(select(Song).where(Song.preview_start_s.is_(None))))
+    done = 0
+    for song in songs:
+        try:
+            _song, source = access_song_file(platform, song.id, "audio")
+        except NotFound:
+            continue
+        with tempfile.TemporaryDirectory(prefix="reelm-song-") as tmp:
+            folder = Path(tmp)
+            measured = audio.analyse(source)
+            preview = folder / "preview.m4a"
+            audio.write_preview(source, preview, measured.loudest_start_s, song.duration_s)
+            cover = folder / "cover.jpg"
+            cover.write_bytes(audio.generated_cover(song.title, song.artist, measured.peaks))
+            for store in platform.regions.values():
+                store.blobs.put_file(preview_blob_key(song.id), preview)
+                store.blobs.put_file(cover_blob_key(song.id), cover)
+        with platform.global_store.transaction() as g:
+            g.execute(
+                update(Song)
+                .where(Song.id == song.id)
+                .values(
+                    loudness_lufs=round(measured.loudness_lufs, 2),
+                    preview_start_s=measured.loudest_start_s,
+                    cover="generated",
+                    waveform=json.dumps(measured.peaks, separators=(",", ":")),
+                )
+            )
+        done += 1
+    return done
+
+
+# --- uses ----------------------------------------------------------------------------------------
+
+
 def do_count_song_use(session: Session, song_id: str, delta: int = 1) -> None:
-    """Add `delta` uses (a video published or deleted with this song) in the caller's global
-    transaction; one atomic UPDATE, so concurrent publishers never lose a count."""
+    """Add `delta` uses in the caller's global transaction; one atomic UPDATE, so concurrent
+    publishers never lose a count, and never below zero."""
     session.execute(
         update(Song)
         .where(Song.id == song_id, Song.use_count + delta >= 0)
@@ -392,7 +418,30 @@ def do_count_song_use(session: Session, song_id: str, delta: int = 1) -> None:
     )
 
 
-# --- reads --------------------------------------------------------------------------------------
+def do_record_song_use(
+    session: Session, song_id: str, *, video_id: str, at: datetime | None = None
+) -> bool:
+    """A published video uses a song: remember when (trending counts the last TRENDING_DAYS)
+    and count it, in the caller's global transaction. Once per video: a second call for the
+    same video changes nothing and returns False."""
+    if session.get(SongUse, video_id) is not None or session.get(Song, song_id) is None:
+        return False
+    session.add(SongUse(video_id=video_id, song_id=song_id, used_at=at or utcnow()))
+    session.flush()
+    do_count_song_use(session, song_id)
+    return True
+
+
+def do_forget_song_use(session: Session, video_id: str) -> None:
+    """The video no longer uses its song (deleted): drop its use and its count."""
+    use = session.get(SongUse, video_id)
+    if use is not None:
+        do_count_song_use(session, use.song_id, -1)
+        session.delete(use)
+        session.flush()
+
+
+# --- reads ---------------------------------------------------------------------------------------
 
 
 def get_song(platform: Platform, song_id: str) -> Song:
@@ -403,17 +452,25 @@ def get_song(platform: Platform, song_id: str) -> Song:
     return song
 
 
-def _encode_cursor(song: Song) -> str:
-    raw = json.dumps([song.search_key, song.id], ensure_ascii=False).encode()
+def _encode_cursor(values: list[Any]) -> str:
+    raw = json.dumps(values, ensure_ascii=False).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[str, str]:
+def _decode_cursor(cursor: str, kind: str) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key, song_id = json.loads(raw)
-        if isinstance(key, str) and isinstance(song_id, str):
-            return key, song_id
+        values = json.loads(raw)
+        if isinstance(values, list) and values and values[0] == kind:
+            if kind == "t" and len(values) == 3 and all(isinstance(v, str) for v in values):
+                return values[1:]
+            if (
+                kind == "r"
+                and len(values) == 4
+                and isinstance(values[1], int | float)
+                and all(isinstance(v, str) for v in values[2:])
+            ):
+                return values[1:]
     except (binascii.Error, ValueError, TypeError):
         pass
     raise InvalidInput(
@@ -421,27 +478,68 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
     )
 
 
-def _like(word: str) -> str:
-    escaped = (
-        word.replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2)
-        .replace("%", _LIKE_ESCAPE + "%")
-        .replace("_", _LIKE_ESCAPE + "_")
-    )
-    return f"%{escaped}%"
+def _matches(session: Session, words: Sequence[str]) -> Select[Any]:
+    """(id, search_key, score) of the songs holding every word as a word prefix; a lower score
+    is more relevant. SQLite: FTS5 and its BM25; PostgreSQL: the GIN-indexed `tsvector` and
+    `ts_rank`. Query words are letters and digits only, so no query syntax can get through."""
+    if session.get_bind().dialect.name == "sqlite":
+        fts = table(SONGS_FTS, literal_column("song_id"))
+        return (
+            select(
+                Song.id,
+                Song.search_key,
+                func.bm25(literal_column(SONGS_FTS)).label("score"),
+            )
+            .join(fts, literal_column(f"{SONGS_FTS}.song_id") == Song.id)
+            .where(literal_column(SONGS_FTS).op("MATCH")(" ".join(f'"{w}"*' for w in words)))
+        )
+    vector = func.to_tsvector(_SIMPLE, Song.search_key)
+    query = func.to_tsquery(_SIMPLE, " & ".join(f"{w}:*" for w in words))
+    # ts_rank is a `real`; as a double it survives the trip through a cursor exactly.
+    score = cast(-func.ts_rank(vector, query), Double)
+    return select(Song.id, Song.search_key, score.label("score")).where(vector.op("@@")(query))
 
 
 def search_songs(
     platform: Platform, *, q: str = "", limit: int = 20, cursor: str | None = None
 ) -> SongPage:
-    """Songs whose title or artist contains every word of `q` (case- and accent-insensitive),
-    by title then artist; an empty `q` lists the whole catalog. Keyset pagination, so a page is
-    as cheap at the end of the catalog as at the start."""
+    """Songs whose title or artist has every word of `q` as the start of one of its words
+    (case- and accent-insensitive), most relevant first; an empty `q` lists the whole catalog
+    by title. Keyset pagination on (relevance, title, id), so a page is as cheap at the end as
+    at the start."""
     limit = max(1, min(limit, MAX_PAGE))
+    words = search_words(q[:200])[:MAX_QUERY_WORDS]
+    if not words:
+        if q.strip():  # only punctuation: nothing can match a word
+            return SongPage(items=[])
+        return _title_page(platform, limit, cursor)
+    with platform.global_store.session() as g:
+        ranked = _matches(g, words).subquery()
+        query = select(Song, ranked.c.score).join(ranked, ranked.c.id == Song.id)
+        if cursor:
+            score, key, song_id = _decode_cursor(cursor, "r")
+            query = query.where(
+                tuple_(ranked.c.score, ranked.c.search_key, ranked.c.id) > (score, key, song_id)
+            )
+        query = query.order_by(ranked.c.score, ranked.c.search_key, ranked.c.id).limit(limit + 1)
+        rows = [(row[0], row[1]) for row in g.execute(query)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last_song, last_score = rows[-1] if rows else (None, 0.0)
+    return SongPage(
+        items=[SongRead.of(s) for s, _ in rows],
+        next_cursor=(
+            _encode_cursor(["r", float(last_score), last_song.search_key, last_song.id])
+            if more and last_song is not None
+            else None
+        ),
+    )
+
+
+def _title_page(platform: Platform, limit: int, cursor: str | None) -> SongPage:
     query = select(Song)
-    for word in fold(q[:200]).split()[:8]:
-        query = query.where(Song.search_key.like(_like(word), escape=_LIKE_ESCAPE))
     if cursor:
-        key, song_id = _decode_cursor(cursor)
+        key, song_id = _decode_cursor(cursor, "t")
         query = query.where(
             or_(Song.search_key > key, (Song.search_key == key) & (Song.id > song_id))
         )
@@ -452,20 +550,31 @@ def search_songs(
     songs = songs[:limit]
     return SongPage(
         items=[SongRead.of(s) for s in songs],
-        next_cursor=_encode_cursor(songs[-1]) if more else None,
+        next_cursor=_encode_cursor(["t", songs[-1].search_key, songs[-1].id]) if more else None,
     )
 
 
-def trending_songs(platform: Platform, limit: int = 20) -> SongPage:
-    """The most used songs, newest first among equals."""
+def trending_songs(platform: Platform, limit: int = 20, *, now: datetime | None = None) -> SongPage:
+    """The songs most videos published in the last TRENDING_DAYS used; then all-time uses,
+    then the newest, so a quiet week still lists the catalog's favourites."""
     limit = max(1, min(limit, MAX_PAGE))
+    since = (now or utcnow()) - timedelta(days=TRENDING_DAYS)
+    recent = (
+        select(SongUse.song_id, func.count().label("uses"))
+        .where(SongUse.used_at >= since)
+        .group_by(SongUse.song_id)
+        .subquery()
+    )
+    uses = func.coalesce(recent.c.uses, 0)
     query = (
-        select(Song)
-        .order_by(Song.use_count.desc(), Song.created_at.desc(), Song.id.desc())
+        select(Song, uses)
+        .outerjoin(recent, recent.c.song_id == Song.id)
+        .order_by(uses.desc(), Song.use_count.desc(), Song.created_at.desc(), Song.id.desc())
         .limit(limit)
     )
     with platform.global_store.session() as g:
-        return SongPage(items=[SongRead.of(s) for s in g.scalars(query)])
+        rows = [(row[0], row[1]) for row in g.execute(query)]
+    return SongPage(items=[SongRead.of(s, uses_last_7_days=int(n)) for s, n in rows])
 
 
 def song_path(store: RegionStore, song_id: str) -> Path:
@@ -479,21 +588,24 @@ def song_path(store: RegionStore, song_id: str) -> Path:
     return path
 
 
-def access_song_audio(platform: Platform, song_id: str) -> tuple[Song, Path]:
-    """A song and a copy of its file, from the first region (in policy order) that holds one.
-
-    Any copy will do: they are identical and the file is non-personal.
-    """
+def access_song_file(platform: Platform, song_id: str, kind: FileKind) -> tuple[Song, Path]:
+    """A song and a copy of one of its files, from the first region (in policy order) that
+    holds one. Any copy will do: they are identical and the files are non-personal."""
     song = get_song(platform, song_id)
+    key = {"audio": song_blob_key, "preview": preview_blob_key, "cover": cover_blob_key}[kind]
     for store in platform.regions.values():
-        try:
-            return song, song_path(store, song_id)
-        except NotFound:
-            continue
-    raise NotFound("The sound's file is missing.", code="song_file_missing")
+        path = store.blobs.local_path(key(song_id))
+        if path is not None and path.is_file():
+            return song, path
+    what = {"audio": "sound's file", "preview": "preview", "cover": "cover"}[kind]
+    raise NotFound(f"The {what} is missing.", code=f"song_{kind}_missing")
 
 
-# --- licensing ----------------------------------------------------------------------------------
+def access_song_audio(platform: Platform, song_id: str) -> tuple[Song, Path]:
+    return access_song_file(platform, song_id, "audio")
+
+
+# --- licensing -----------------------------------------------------------------------------------
 
 
 def is_licensed_in(song: Song, jurisdiction: str) -> bool:
@@ -511,14 +623,234 @@ def check_song_licensed(song: Song, jurisdiction: str) -> None:
         )
 
 
-# --- demo ---------------------------------------------------------------------------------------
+def viewer_jurisdiction(platform: Platform, viewer: CurrentUser | None) -> str | None:
+    """The signed-in viewer's jurisdiction, read in their own region (it never leaves it)."""
+    if viewer is None:
+        return None
+    with platform.region(viewer.region).session() as s:
+        account = s.get(Account, viewer.user_id)
+        return account.jurisdiction if account is not None else None
+
+
+class Playable(Protocol):
+    """A public video as the API shows it (`PublicVideoRead`): what licensing fills in."""
+
+    id: str
+    sound_id: str | None
+    sound: VideoSound | None
+    muted_notice: str | None
+
+
+def muted_notice(song: Song, jurisdiction: str | None) -> str:
+    if jurisdiction is None:
+        return (
+            f"“{song.title}” is licensed only in some countries, so this video plays without "
+            "sound. Sign in to hear it where it is licensed."
+        )
+    return (
+        f"“{song.title}” isn't licensed in {country_name(jurisdiction.upper())}, so this video "
+        "plays without sound."
+    )
+
+
+def annotate_sounds(
+    platform: Platform, viewer: CurrentUser | None, videos: Sequence[Playable]
+) -> None:
+    """Fill in each video's `sound` (its library song, or the original sound made from it) and,
+    where the song is not licensed for this viewer, `muted_notice`: the player mutes those.
+
+    Two reads of the catalog for any number of videos, and one of the viewer's own region only
+    when some song is licensed regionally. A viewer who is not signed in hears only songs
+    licensed worldwide (their jurisdiction is unknown).
+    """
+    ids = {v.sound_id for v in videos if v.sound_id}
+    originals = [v.id for v in videos if not v.sound_id]
+    if not ids and not originals:
+        return
+    with platform.global_store.session() as g:
+        songs = {s.id: s for s in g.scalars(select(Song).where(Song.id.in_(ids)))} if ids else {}
+        made_from = (
+            {
+                s.original_of_video: s
+                for s in g.scalars(select(Song).where(Song.original_of_video.in_(originals)))
+            }
+            if originals
+            else {}
+        )
+    regional = any(s.territories != WORLDWIDE for s in songs.values())
+    jurisdiction = viewer_jurisdiction(platform, viewer) if regional else None
+    for video in videos:
+        song = songs.get(video.sound_id) if video.sound_id else made_from.get(video.id)
+        if song is None:
+            video.sound, video.muted_notice = None, None
+            continue
+        licensed = song.territories == WORLDWIDE or (
+            jurisdiction is not None and is_licensed_in(song, jurisdiction)
+        )
+        video.sound = VideoSound(
+            id=song.id,
+            title=song.title,
+            artist=song.artist,
+            cover_url=f"/api/v1/sounds/{song.id}/cover" if song.cover else None,
+            original=song.original_of_video is not None,
+            licensed_here=licensed,
+        )
+        video.muted_notice = None if licensed else muted_notice(song, jurisdiction)
+
+
+# --- original sounds -----------------------------------------------------------------------------
+
+
+def _local_copy(store: RegionStore, key: str, target: Path) -> Path | None:
+    """A blob as a local file (the store's own path when it has one), or None when missing."""
+    if not store.blobs.exists(key):
+        return None
+    path = store.blobs.local_path(key)
+    if path is not None:
+        return path
+    with store.blobs.open(key) as source, target.open("wb") as out:
+        shutil.copyfileobj(source, out)
+    return target
+
+
+def do_create_original_sound(
+    platform: Platform,
+    store: RegionStore,
+    *,
+    video_id: str,
+    handle: str,
+    published_at: datetime,
+    video_key: str,
+    poster_key: str,
+) -> Song | None:
+    """Make a public video's own audio a reusable sound, "original sound - @handle".
+
+    Called by Create's publish step, in the creator's region, for a public video whose creator
+    allowed reuse and which kept its own sound. The audio track of the published MP4 (already
+    loudness-normalised by the transcode) is copied out without re-encoding; only the fields of
+    `PublicOriginalSound` leave the region, through Egress, and the files go to every region
+    like any catalog song (the creator published this sound). Idempotent: one sound per video;
+    returns it, or None when the video has no audible sound (or its file is gone).
+    """
+    with platform.global_store.session() as g:
+        existing = g.scalar(select(Song).where(Song.original_of_video == video_id))
+    if existing is not None:
+        return existing
+    title = original_sound_title(handle)
+    with tempfile.TemporaryDirectory(prefix="reelm-original-") as tmp:
+        folder = Path(tmp)
+        video = _local_copy(store, video_key, folder / "video.mp4")
+        if video is None:
+            logger.info("video %s: no published MP4 to take an original sound from", video_id)
+            return None
+        song_file = folder / "song.m4a"
+        try:
+            audio.copy_audio(video, song_file, "mov")
+            measured = audio.analyse(song_file, "mov")
+        except InvalidInput as e:
+            logger.info("video %s: no original sound (%s)", video_id, e.message)
+            return None
+        if measured.loudness_lufs < audio.SILENT_LUFS:
+            logger.info("video %s: silent, so no original sound", video_id)
+            return None
+        audio.write_preview(
+            song_file, folder / "preview.m4a", measured.loudest_start_s, measured.duration_s
+        )
+        poster = _local_copy(store, poster_key, folder / "poster.jpg")
+        cover = audio.cover_from_image(poster.read_bytes()) if poster is not None else None
+        (folder / "cover.jpg").write_bytes(
+            cover or audio.generated_cover(title, handle, measured.peaks)
+        )
+        prepared = PreparedSong(
+            folder=folder,
+            duration_s=round(measured.duration_s, 3),
+            sha256=_sha256(song_file),
+            size_bytes=song_file.stat().st_size,
+            loudness_lufs=round(measured.loudness_lufs, 2),
+            preview_start_s=measured.loudest_start_s,
+            peaks=measured.peaks,
+            cover="video" if cover else "generated",
+        )
+        song_id = new_id()
+        _copy_everywhere(platform, song_id, prepared)
+    record = PublicOriginalSound(
+        id=song_id,
+        video_id=video_id,
+        creator_handle=handle,
+        duration_s=prepared.duration_s,
+        sha256=prepared.sha256,
+        size_bytes=prepared.size_bytes,
+        loudness_lufs=prepared.loudness_lufs,
+        preview_start_s=prepared.preview_start_s,
+        waveform=prepared.peaks,
+        cover="video" if prepared.cover == "video" else "generated",
+        published_at=published_at,
+    )
+    try:
+        with platform.global_store.transaction() as g:
+            egress(g, record)
+    except IntegrityError:  # another run made this video's sound first
+        _delete_everywhere(platform, song_id)
+        with platform.global_store.session() as g:
+            return g.scalar(select(Song).where(Song.original_of_video == video_id))
+    except BaseException:
+        _delete_everywhere(platform, song_id)
+        raise
+    logger.info("video %s: original sound %s (%.1f s)", video_id, song_id, prepared.duration_s)
+    return get_song(platform, song_id)
+
+
+def do_remove_original_sounds(platform: Platform) -> int:
+    """Remove the original sounds whose video is no longer public in the catalog (deleted,
+    withdrawn, or its creator's account gone): rows, uses and files. Videos that used such a
+    sound keep their mixed audio. Returns how many were removed."""
+    from reelm.media.models import PublishedVideo
+
+    public = select(PublishedVideo.id).where(PublishedVideo.visibility == "public")
+    with platform.global_store.transaction() as g:
+        gone = list(
+            g.scalars(
+                select(Song.id).where(
+                    Song.original_of_video.is_not(None), Song.original_of_video.not_in(public)
+                )
+            )
+        )
+        if gone:
+            g.execute(delete(SongUse).where(SongUse.song_id.in_(gone)))
+            g.execute(delete(Song).where(Song.id.in_(gone)))
+    for song_id in gone:
+        _delete_everywhere(platform, song_id)
+    return len(gone)
+
+
+# --- demo ----------------------------------------------------------------------------------------
+
+_demo_lock = threading.Lock()
+_demo_dir: Path | None = None
+_demo_prepared: dict[str, PreparedSong] = {}
+
+
+def _prepared_demo(title: str, artist: str, source: Path) -> PreparedSong:
+    """A demo song's files prepared once per process (like its rendering): seeding several data
+    folders in one process (tests) measures and cuts each song once."""
+    global _demo_dir
+    with _demo_lock:
+        if _demo_dir is None:
+            _demo_dir = Path(tempfile.mkdtemp(prefix="reelm-demo-catalog-"))
+            atexit.register(shutil.rmtree, _demo_dir, True)
+        prepared = _demo_prepared.get(title)
+        if prepared is None or not all(p.is_file() for p in prepared.files.values()):
+            folder = _demo_dir / hashlib.sha256(title.encode()).hexdigest()[:16]
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            prepared = prepare_song(source, folder, title=title, artist=artist)
+            _demo_prepared[title] = prepared
+        return prepared
 
 
 def do_seed_demo_songs(platform: Platform) -> list[Song]:
-    """Generate and import the demo songs the catalog lacks (by title); idempotent.
-
-    Returns every demo song, in the order of `DEMO_SONGS`.
-    """
+    """Generate and import the demo songs the catalog lacks (by title), through the same steps
+    as any import; idempotent. Returns every demo song, in the order of `DEMO_SONGS`."""
     from reelm.sounds.synth import DEMO_SONGS, demo_song_files
 
     titles = [s.title for s in DEMO_SONGS]
@@ -526,15 +858,16 @@ def do_seed_demo_songs(platform: Platform) -> list[Song]:
         have = set(g.scalars(select(Song.title).where(Song.title.in_(titles))))
     missing = [s for s in DEMO_SONGS if s.title not in have]
     for demo, path in demo_song_files(missing) if missing else []:
-        do_import_song(
-            platform,
-            path=path,
+        fields = SongCreate.checked(
             title=demo.title,
             artist=demo.artist,
             genre=demo.genre,
-            territories=demo.territories,
             bpm=demo.bpm,
+            territories=demo.territories,
         )
+        _check_not_in_catalog(platform, fields)
+        _add_song(platform, fields, _prepared_demo(demo.title, demo.artist, path))
+    do_complete_songs(platform)
     do_replicate_songs(platform)
     with platform.global_store.session() as g:
         by_title = {s.title: s for s in g.scalars(select(Song).where(Song.title.in_(titles)))}

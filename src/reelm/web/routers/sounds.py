@@ -1,4 +1,4 @@
-"""/api/v1/sounds: the song catalog, public and read-only (search, trending, detail, audio)."""
+"""/api/v1/sounds: the song catalog, public and read-only (search, trending, detail, files)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,14 @@ def search(
     limit: Limit = 20,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> SongPage:
-    """Songs whose title or artist contains every word of `q`, by title; all songs without `q`."""
+    """Songs with every word of `q` starting a word of the title or artist, most relevant
+    first; every song by title without `q`."""
     return service.search_songs(platform, q=q, limit=limit, cursor=cursor)
 
 
 @router.get("/trending")
 def trending(platform: PlatformDep, limit: Limit = 20) -> SongPage:
-    """The songs most videos use."""
+    """The songs most videos published in the last 7 days use (`uses_last_7_days`)."""
     return service.trending_songs(platform, limit)
 
 
@@ -42,5 +43,19 @@ def detail(song_id: str, platform: PlatformDep) -> SongRead:
 @router.get("/{song_id}/audio", response_class=Response)
 def audio(song_id: str, request: Request, platform: PlatformDep) -> Response:
     """The song as AAC in an .m4a, with HTTP Range support (players seek with it)."""
-    _song, path = service.access_song_audio(platform, song_id)
+    _song, path = service.access_song_file(platform, song_id, "audio")
     return file_response(request, path, media_type="audio/mp4", cache=_IMMUTABLE)
+
+
+@router.get("/{song_id}/preview", response_class=Response)
+def preview(song_id: str, request: Request, platform: PlatformDep) -> Response:
+    """30 seconds of the song (its loudest), for browsing, as AAC in an .m4a with Range."""
+    _song, path = service.access_song_file(platform, song_id, "preview")
+    return file_response(request, path, media_type="audio/mp4", cache=_IMMUTABLE)
+
+
+@router.get("/{song_id}/cover", response_class=Response)
+def cover(song_id: str, request: Request, platform: PlatformDep) -> Response:
+    """The song's square cover, a 512 px JPEG."""
+    _song, path = service.access_song_file(platform, song_id, "cover")
+    return file_response(request, path, media_type="image/jpeg", cache=_IMMUTABLE)
