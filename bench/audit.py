@@ -41,7 +41,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from bench import _pg
@@ -463,6 +462,7 @@ def _measure(
         res.proofs = measure_proofs(ctx, log, tree, size, proofs, backend)
         for p in res.proofs:
             res.failures += p.failures
+        floor.drop(store.engine)  # so the size below is the log's own
         res.db_mb = database_mb(store.engine)
         return res
     finally:
@@ -470,15 +470,17 @@ def _measure(
 
 
 def database_mb(engine: Any) -> float:
-    """The region database's size on disk (SQLite: with its WAL)."""
-    if engine.dialect.name == "sqlite":
-        path = Path(engine.url.database)
-        files = [path, path.with_name(path.name + "-wal")]
-        return sum(p.stat().st_size for p in files if p.exists()) / 2**20
+    """The region database's size in use: SQLite's pages not on the free list, or
+    `pg_database_size`."""
     from sqlalchemy import text
 
     with engine.connect() as conn:
-        size = conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+        if engine.dialect.name == "sqlite":
+            pages = conn.execute(text("PRAGMA page_count")).scalar_one()
+            free = conn.execute(text("PRAGMA freelist_count")).scalar_one()
+            size = (pages - free) * conn.execute(text("PRAGMA page_size")).scalar_one()
+        else:
+            size = conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
     return int(size) / 2**20
 
 
@@ -777,7 +779,7 @@ appended plus the policy activation `do_init` logged; its root equals the root o
 of every leaf hash; every generated proof came with the reference tree's root(s) and verified,
 and proofs with a flipped bit were refused; `RegionLog` served the same inclusion proofs;
 `decide` and cedarpy with pre-parsed handles gave the same decision and policy ids for every
-request of the mix. Databases at the end: {sizes}. Building the entries took {setup}.
+request of the mix. Region databases at the end (scratch table dropped): {sizes}. Building the entries took {setup}.
 {versions}; SQLite with reelm's settings (WAL, `synchronous=NORMAL`), PostgreSQL started by
 `pgserver` with its default settings.
 """
