@@ -259,6 +259,7 @@ def do_seed_demo_videos(
                         "filter": demo.look,
                         "filter_intensity": 85,
                         "soundtrack": soundtrack,
+                        "cover_time_s": demo.seconds / 2,
                     },
                     caption=demo.caption,
                 ),

@@ -118,4 +118,16 @@ export async function copyLink(path) {
   return url;
 }
 
+/** An icon from the sprite, as the server's `icon` macro draws it. */
+export function icon(name) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("class", "icon");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
+  use.setAttribute("href", `/static/icons.svg#${name}`);
+  svg.append(use);
+  return svg;
+}
+
 export const reducedMotion = () => window.matchMedia("(prefers-reduced-motion: reduce)").matches;

@@ -10,8 +10,12 @@ function countTargets() {
   return current?.slide ? [current.slide.querySelector(".rail-btn.comment .rail-count")] : [];
 }
 
+function title(n) {
+  drawer.querySelector("#comments-title").textContent = `${compact(n)} ${Number(n) === 1 ? "comment" : "comments"}`;
+}
+
 function setCount(n) {
-  drawer.querySelector(".comments-count").textContent = compact(n);
+  title(n);
   for (const el of countTargets()) if (el) el.textContent = compact(n);
   if (current?.slide) current.slide.dataset.comments = String(n);
 }
@@ -84,7 +88,7 @@ export async function openComments({ videoId, creator, slide, allowComments = tr
   drawer.querySelector(".comments-empty").hidden = true;
   drawer.querySelector(".comments-off").hidden = allowComments;
   drawer.querySelector(".comment-form").hidden = !allowComments;
-  drawer.querySelector(".comments-count").textContent = compact(slide?.dataset.comments ?? 0);
+  title(slide?.dataset.comments ?? 0);
   drawer.showModal();
   try {
     const comments = await api("GET", `/api/v1/videos/${encodeURIComponent(videoId)}/comments?limit=100`);

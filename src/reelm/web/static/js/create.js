@@ -1,7 +1,9 @@
 // Create: pick or drop a file, upload it resumably (tus), trim it over a strip of its own frames,
 // pick a look from real previews of the clip, a sound (search, trending, listen, mix level), write a
 // caption with hashtag suggestions, choose who can watch, post, and follow the job until it is ready.
-import { api, csrfToken, toast } from "./api.js";
+import { api, csrfToken, hue, icon, toast } from "./api.js";
+
+const musicIcon = () => icon("music");
 
 const root = document.getElementById("create");
 const $ = (selector) => root.querySelector(selector);
@@ -253,6 +255,16 @@ function chooseSong(song) {
 function songRow(song) {
   const row = document.getElementById("song-template").content.firstElementChild.cloneNode(true);
   row.dataset.songId = song.id;
+  const cover = row.querySelector(".song-cover");
+  if (song.cover_url) {
+    const img = document.createElement("img");
+    img.src = song.cover_url;
+    img.alt = "";
+    cover.append(img);
+  } else {
+    cover.classList.add(`hue-${hue(song.id)}`);
+    cover.append(musicIcon());
+  }
   row.querySelector(".song-title").textContent = song.title;
   const minutes = Math.floor(song.duration_s / 60);
   const seconds = String(Math.round(song.duration_s % 60)).padStart(2, "0");
@@ -263,7 +275,7 @@ function songRow(song) {
     const wasPlaying = playingButton === play;
     stopAudio();
     if (wasPlaying) return;
-    audio.src = song.audio_url;
+    audio.src = song.preview_url ?? song.audio_url;
     audio.play().catch(() => stopAudio());
     play.setAttribute("aria-pressed", "true");
     playingButton = play;

@@ -2,7 +2,7 @@
 // For You comes from /api/v1/feed/for-you; where that is not served (or not to this visitor),
 // the page falls back to Following and to the videos of the trending sounds, newest first.
 import { ApiError, ago, api, compact, hue, renderCaption, signedIn, toast } from "./api.js";
-import { move, start, wire } from "./player.js";
+import { applyStates, move, start, wire } from "./player.js";
 
 const feed = document.getElementById("feed");
 const template = document.getElementById("slide-template");
@@ -108,6 +108,12 @@ function buildSlide({ video: v, reason }) {
       if (!s) return;
       slide.querySelector(".sound-name").textContent = `${s.title} · ${s.artist}`;
       disc.setAttribute("aria-label", `Sound: ${s.title} by ${s.artist}`);
+      if (s.cover_url) {
+        const img = document.createElement("img");
+        img.src = s.cover_url;
+        img.alt = "";
+        discCover.replaceChildren(img);
+      }
     });
   } else {
     line.href = profile;
@@ -129,12 +135,15 @@ async function load(pageFn) {
     const page = await pageFn();
     nextPage = page.next;
     const fresh = page.items.filter((item) => !seen.has(item.video.id));
+    const added = [];
     for (const item of fresh) {
       seen.add(item.video.id);
       const slide = buildSlide(item);
       feed.append(slide);
       wire(slide);
+      added.push(slide);
     }
+    applyStates(added);
     if (fresh.length === 0 && nextPage) {
       loading = false;
       return load(nextPage);

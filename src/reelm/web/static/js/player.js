@@ -1,7 +1,7 @@
 // The vertical player: the visible video plays (muted until the first tap, then with sound), the
 // next one is preloaded, HLS through hls.js with MP4 as the fallback; tap to pause, double-tap to
 // like; the side rail; keyboard (up/down, space, m); watch time reported in batches.
-import { api, compact, copyLink, loginFirst, me, reducedMotion, signedIn, toast } from "./api.js";
+import { api, compact, copyLink, icon, loginFirst, me, reducedMotion, signedIn, toast } from "./api.js";
 import { openComments } from "./comments.js";
 
 const PRELOAD_AHEAD = 1;
@@ -116,9 +116,16 @@ function activate(slide) {
   state.feed.dispatchEvent(new CustomEvent("slide:active", { detail: { index, slide } }));
 }
 
+// While a keyboard or button move scrolls, the slides it passes do not take over.
+let moving = { target: null, until: 0 };
+
 const observer = new IntersectionObserver(
   (entries) => {
-    for (const entry of entries) if (entry.isIntersecting) activate(entry.target);
+    for (const entry of entries) {
+      if (!entry.isIntersecting || entry.intersectionRatio < 0.6) continue;
+      if (moving.target && performance.now() < moving.until && entry.target !== moving.target) continue;
+      activate(entry.target);
+    }
   },
   { threshold: 0.6 },
 );
@@ -128,6 +135,7 @@ export function move(step) {
   const index = all.indexOf(state.active);
   const target = all[Math.min(all.length - 1, Math.max(0, index + step))];
   if (!target || target === state.active) return;
+  moving = { target, until: performance.now() + 1000 };
   target.scrollIntoView({ behavior: reducedMotion() ? "auto" : "smooth", block: "start" });
   activate(target);
 }
@@ -234,13 +242,7 @@ async function follow(slide) {
   const handle = slide.dataset.creator;
   try {
     const r = await api("POST", `/api/v1/users/${encodeURIComponent(handle)}/follow`);
-    forCreator(handle, (s) => {
-      const plus = s.querySelector(".follow-plus");
-      plus.classList.add("is-following");
-      plus.setAttribute("aria-label", r.state === "pending" ? `Follow request sent to @${handle}` : `Following @${handle}`);
-      plus.disabled = true;
-      plus.replaceChildren(checkIcon());
-    });
+    forCreator(handle, (s) => markFollowing(s, r.state === "pending"));
     toast(r.state === "pending" ? `Follow request sent to @${handle}` : `Following @${handle}`);
   } catch (err) {
     toast(err.message);
@@ -248,14 +250,7 @@ async function follow(slide) {
 }
 
 function checkIcon() {
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("class", "icon");
-  svg.setAttribute("aria-hidden", "true");
-  const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
-  const sprite = document.querySelector('link[rel="stylesheet"]')?.href.replace(/reelm\.css.*$/, "icons.svg") ?? "/static/icons.svg";
-  use.setAttribute("href", `${sprite}#check`);
-  svg.append(use);
-  return svg;
+  return icon("check");
 }
 
 function toggleMenu(slide, open) {
@@ -365,13 +360,43 @@ export function wire(slide) {
   observer.observe(slide);
 }
 
+function markFollowing(slide, pending = false) {
+  const plus = slide.querySelector(".follow-plus");
+  const handle = slide.dataset.creator;
+  plus.classList.add("is-following");
+  plus.setAttribute("aria-label", pending ? `Follow request sent to @${handle}` : `Following @${handle}`);
+  plus.disabled = true;
+  plus.replaceChildren(checkIcon());
+}
+
+/** Show the rail as this viewer left it: liked, saved, following (one request per page). */
+export async function applyStates(list) {
+  if (!signedIn() || !list.length) return;
+  const ids = list.map((s) => s.dataset.videoId).join(",");
+  let states;
+  try {
+    states = await api("GET", `/api/v1/me/video-states?ids=${encodeURIComponent(ids)}`);
+  } catch {
+    return;
+  }
+  for (const slide of list) {
+    const st = states[slide.dataset.videoId];
+    if (!st) continue;
+    slide.querySelector(".rail-btn.like").setAttribute("aria-pressed", String(st.liked));
+    slide.querySelector(".rail-btn.save").setAttribute("aria-pressed", String(st.saved));
+    if (st.following) markFollowing(slide);
+  }
+}
+
 function typing(target) {
   return target.closest?.("input, textarea, select, [contenteditable], dialog[open]");
 }
 
 export function start(feed) {
   state.feed = feed;
+  feed.addEventListener("scrollend", () => { moving = { target: null, until: 0 }; });
   for (const slide of slides()) wire(slide);
+  applyStates(slides());
   document.addEventListener("keydown", (event) => {
     if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
     if (typing(event.target) || document.querySelector("dialog[open]")) return;
