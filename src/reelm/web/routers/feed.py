@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from reelm.feed import foryou, service
 from reelm.feed.schemas import FeedPage, Interest, ProfilePage, SearchResults
@@ -23,16 +23,18 @@ def following(
     return service.following_feed(platform, user, cursor=cursor, limit=limit)
 
 
-@router.get("/feed/for-you")
+@router.get("/feed/for-you", response_model=FeedPage)
 def for_you(
     user: OptionalUserDep,
     platform: PlatformDep,
     settings: SettingsDep,
     cursor: Cursor = None,
     limit: Limit = 10,
-) -> FeedPage:
+) -> Response:
     """Videos picked for you, each with the reason it was picked; anonymous: popular and new."""
-    return foryou.for_you_feed(platform, settings, user, cursor=cursor, limit=limit)
+    page = foryou.for_you_feed(platform, settings, user, cursor=cursor, limit=limit)
+    # serialised once, here: the service built the page from typed catalogue rows
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.get("/interests")
