@@ -93,3 +93,18 @@ def test_arrow_keys_move_space_pauses_and_m_toggles_sound(
     assert outline not in ("", "none")
     w.assert_clean()
     ctx.close()
+
+    # prefers-reduced-motion: nothing starts by itself; space plays
+    calm = browser.new_context(**DESKTOP, reduced_motion="reduce")
+    page = calm.new_page()
+    w = watch(page)
+    page.goto(f"{live_url}/")
+    expect(page.locator(".slide.is-active")).to_have_class(re.compile(r"\bis-paused\b"))
+    page.wait_for_timeout(1000)
+    assert active_video(page, "v.paused && v.currentTime === 0") is True
+    page.keyboard.press(" ")
+    page.wait_for_function(
+        "() => document.querySelector('.slide.is-active video').currentTime > 0.2"
+    )
+    w.assert_clean()
+    calm.close()

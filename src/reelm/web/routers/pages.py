@@ -19,6 +19,7 @@ from reelm.accounts import rights
 from reelm.accounts import service as accounts
 from reelm.accounts.service import CurrentUser
 from reelm.errors import NotFound, ReelmError
+from reelm.feed import foryou
 from reelm.feed import service as feed
 from reelm.media import service as media
 from reelm.media.filters import FILTERS
@@ -193,14 +194,26 @@ def sound(
 def search(
     request: Request,
     platform: PlatformDep,
+    settings: SettingsDep,
     user: OptionalUserDep,
     q: Annotated[str, Query(max_length=100)] = "",
 ) -> HTMLResponse:
-    """Search; with no query, the Discover page (trending sounds)."""
+    """Search; with no query, Discover: popular hashtags, trending sounds, videos picked for you."""
     results = feed.search(platform, user, q) if q.strip() else None
-    trending = sounds.trending_songs(platform, 8).items if results is None else []
+    discover: dict[str, Any] = {}
+    if results is None:
+        discover = {
+            "tags": foryou.popular_interests(platform, limit=12),
+            "trending": sounds.trending_songs(platform, 6).items,
+            "videos": [
+                item.video
+                for item in foryou.for_you_feed(
+                    platform, settings, user, cursor=None, limit=12
+                ).items
+            ],
+        }
     template = "_search_results.html" if request.headers.get("hx-request") else "search.html"
-    return render(request, template, user, q=q, results=results, trending=trending)
+    return render(request, template, user, q=q, results=results, **discover)
 
 
 # signed-in pages
