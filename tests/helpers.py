@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import text
 
@@ -82,3 +82,34 @@ def make_video(
         video_id = video.id
     _do_publish(platform, store, video_id)
     return video_id
+
+
+def make_song(
+    platform: Platform,
+    title: str,
+    artist: str,
+    *,
+    territories: str = "*",
+    uses: int = 0,
+    created_at: datetime | None = None,
+) -> str:
+    """A catalog song's row without files (search, trending and licensing read rows only)."""
+    from reelm.db import new_id, utcnow
+    from reelm.sounds.models import Song, search_key
+
+    with platform.global_store.transaction() as g:
+        song = Song(
+            id=new_id(),
+            title=title,
+            artist=artist,
+            search_key=search_key(title, artist),
+            genre="Pop",
+            duration_s=30.0,
+            territories=territories,
+            sha256="0" * 64,
+            size_bytes=1,
+            use_count=uses,
+            created_at=created_at or utcnow(),
+        )
+        g.add(song)
+        return song.id

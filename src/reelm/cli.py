@@ -414,11 +414,8 @@ def sounds_sync(ctx: click.Context, verify: bool) -> None:
     give older songs their preview, cover and waveform, and remove original sounds whose
     video is no longer public."""
     from reelm.residency.service import open_platform
-    from reelm.sounds.service import (
-        do_complete_songs,
-        do_remove_original_sounds,
-        do_replicate_songs,
-    )
+    from reelm.sounds.originals import do_remove_original_sounds
+    from reelm.sounds.service import do_complete_songs, do_replicate_songs
 
     platform = open_platform(_settings(ctx))
     removed = do_remove_original_sounds(platform)

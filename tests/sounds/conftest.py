@@ -18,7 +18,7 @@ from mutagen.id3 import APIC, ID3, TBPM, TCON, TIT2, TPE1
 from mutagen.mp4 import MP4, MP4Cover
 
 from reelm.media.synth import make_test_clip, make_tone
-from reelm.sounds.audio import generated_cover
+from reelm.sounds.audio import analyse, generated_cover, probe_song, write_song
 
 
 def write_wav(path: Path, seconds: float, level: object, rate: int = 16_000) -> Path:
@@ -45,9 +45,17 @@ def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tone_m4a(audio_dir: Path) -> Path:
-    """12 s of 440 Hz, stereo AAC in an .m4a: imported as is."""
-    return make_tone(audio_dir / "tone.m4a", 12.0, 440.0)
+def quiet_m4a(audio_dir: Path) -> Path:
+    """12 s of 440 Hz, stereo AAC in an .m4a at about -22 LUFS: normalised on import."""
+    return make_tone(audio_dir / "quiet.m4a", 12.0, 440.0)
+
+
+@pytest.fixture(scope="session")
+def tone_m4a(audio_dir: Path, quiet_m4a: Path) -> Path:
+    """The same tone at the catalog's -14 LUFS: imported as it is (quick)."""
+    path = audio_dir / "tone.m4a"
+    write_song(quiet_m4a, path, probe_song(quiet_m4a), analyse(quiet_m4a))
+    return path
 
 
 @pytest.fixture(scope="session")

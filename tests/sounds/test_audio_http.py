@@ -66,3 +66,36 @@ def test_audio_of_an_unknown_song_is_404_with_the_error_shape(client: TestClient
     r = client.get("/api/v1/sounds/" + "a" * 32 + "/audio")
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "song_not_found"
+
+
+def test_preview_and_cover_are_served_with_their_types(
+    client: TestClient, platform: Platform, song: tuple[str, bytes]
+) -> None:
+    song_id, _ = song
+    detail = client.get(f"/api/v1/sounds/{song_id}").json()
+    assert detail["preview_url"] == f"/api/v1/sounds/{song_id}/preview"
+    assert detail["cover_url"] == f"/api/v1/sounds/{song_id}/cover"
+    assert detail["loudness_lufs"] == pytest.approx(-14.0, abs=1.0)
+    assert len(detail["waveform"]) == 200
+    preview = client.get(detail["preview_url"], headers={"Range": "bytes=0-9"})
+    assert preview.status_code == 206
+    assert preview.headers["content-type"] == "audio/mp4"
+    assert (
+        preview.content
+        == platform.regions["us"].blobs.read_bytes(f"catalog/songs/{song_id}.preview.m4a")[:10]
+    )
+    cover = client.get(detail["cover_url"])
+    assert cover.status_code == 200
+    assert cover.headers["content-type"] == "image/jpeg"
+    assert cover.content[:2] == b"\xff\xd8"
+
+
+def test_a_missing_preview_is_404_with_its_own_code(
+    client: TestClient, platform: Platform, song: tuple[str, bytes]
+) -> None:
+    song_id, _ = song
+    for store in platform.regions.values():
+        store.blobs.delete(f"catalog/songs/{song_id}.preview.m4a")
+    r = client.get(f"/api/v1/sounds/{song_id}/preview")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "song_preview_missing"

@@ -18,8 +18,6 @@ from reelm.sounds.audio import (
     WAVEFORM_POINTS,
     analyse,
     generated_cover,
-    probe_song,
-    write_song,
 )
 from reelm.sounds.models import Song
 from reelm.sounds.service import (
@@ -225,7 +223,7 @@ def _decoded_seconds(path: Path) -> float:
         return sum(f.samples / f.sample_rate for f in c.decode(audio=0))
 
 
-@pytest.mark.parametrize("fixture", ["tone_m4a", "song_wav", "spiky_wav"])
+@pytest.mark.parametrize("fixture", ["quiet_m4a", "song_wav", "spiky_wav"])
 def test_imported_songs_play_at_minus_14_lufs(
     platform: Platform, request: pytest.FixtureRequest, fixture: str
 ) -> None:
@@ -242,16 +240,16 @@ def test_imported_songs_play_at_minus_14_lufs(
 
 
 def test_a_song_already_at_the_target_is_stored_as_it_is(
-    platform: Platform, tmp_path: Path, tone_m4a: Path
+    platform: Platform, tone_m4a: Path
 ) -> None:
-    level = analyse(tone_m4a)
-    ready = tmp_path / "ready.m4a"
-    write_song(tone_m4a, ready, probe_song(tone_m4a), level)  # now at -14 LUFS
-    song = do_import_song(platform, path=ready, title="Ready", artist="Lab")
-    assert song.sha256 == _sha(ready)  # the very same bytes: no second lossy encode
+    assert analyse(tone_m4a).loudness_lufs == pytest.approx(LOUDNESS_LUFS, abs=0.5)
+    song = do_import_song(platform, path=tone_m4a, title="Ready", artist="Lab")
+    assert song.sha256 == _sha(tone_m4a)  # the very same bytes: no second lossy encode
 
 
-def test_the_preview_is_the_loudest_30_seconds(platform: Platform, loud_end_wav: Path) -> None:
+def test_the_preview_is_the_loudest_30_seconds_and_the_waveform_its_shape(
+    platform: Platform, loud_end_wav: Path
+) -> None:
     song = do_import_song(platform, path=loud_end_wav, title="Late Drop", artist="Lab")
     assert song.duration_s == pytest.approx(40.0, abs=0.1)
     assert song.preview_start_s == pytest.approx(10.0, abs=0.5)
@@ -260,6 +258,11 @@ def test_the_preview_is_the_loudest_30_seconds(platform: Platform, loud_end_wav:
     assert _decoded_seconds(preview) == pytest.approx(30.0, abs=0.1)
     # The preview ends where the song does: in the loud part.
     assert analyse(preview).loudness_lufs == pytest.approx(LOUDNESS_LUFS + 1.5, abs=2.5)
+    peaks = get_song(platform, song.id).peaks
+    assert len(peaks) == WAVEFORM_POINTS
+    assert all(0 <= p <= 1 for p in peaks)
+    quiet, loud = peaks[10:130], peaks[150:190]  # 2-26 s and 30-38 s
+    assert max(quiet) * 3 < min(loud)
 
 
 def test_a_short_song_is_its_own_preview(platform: Platform, tone_m4a: Path) -> None:
@@ -267,15 +270,6 @@ def test_a_short_song_is_its_own_preview(platform: Platform, tone_m4a: Path) -> 
     us = platform.regions["us"].blobs
     assert song.preview_start_s == 0.0
     assert us.read_bytes(f"catalog/songs/{song.id}.preview.m4a") == us.read_bytes(song.blob_key)
-
-
-def test_the_waveform_follows_the_sound(platform: Platform, loud_end_wav: Path) -> None:
-    song = do_import_song(platform, path=loud_end_wav, title="Shape", artist="Lab")
-    peaks = get_song(platform, song.id).peaks
-    assert len(peaks) == WAVEFORM_POINTS
-    assert all(0 <= p <= 1 for p in peaks)
-    quiet, loud = peaks[10:130], peaks[150:190]  # 2-26 s and 30-38 s
-    assert max(quiet) * 3 < min(loud)
 
 
 def test_cover_is_the_embedded_art_else_drawn_from_the_title(

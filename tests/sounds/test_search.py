@@ -8,42 +8,23 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, text
 
+from helpers import make_song
 from reelm.db import new_id, utcnow
 from reelm.errors import InvalidInput
 from reelm.residency.store import Platform
-from reelm.sounds.models import Song
-from reelm.sounds.service import (
-    _matches,
-    do_record_song_use,
-    search_key,
-    search_songs,
-    trending_songs,
-)
+from reelm.sounds.models import Song, search_key
+from reelm.sounds.search import _matches, search_songs, trending_songs
+from reelm.sounds.service import do_record_song_use
 
 
 def add_songs(platform: Platform, *songs: tuple[str, str, int]) -> list[str]:
-    """Catalog rows (title, artist, uses) without files: search and trending read rows only.
-    Each is a minute newer than the one before."""
+    """Catalog rows (title, artist, uses) without files, each a minute newer than the one
+    before."""
     now = utcnow()
-    ids = []
-    with platform.global_store.transaction() as g:
-        for i, (title, artist, uses) in enumerate(songs):
-            song = Song(
-                id=new_id(),
-                title=title,
-                artist=artist,
-                search_key=search_key(title, artist),
-                genre="Pop",
-                duration_s=30.0,
-                territories="*",
-                sha256="0" * 64,
-                size_bytes=1,
-                use_count=uses,
-                created_at=now + timedelta(minutes=i),
-            )
-            g.add(song)
-            ids.append(song.id)
-    return ids
+    return [
+        make_song(platform, title, artist, uses=uses, created_at=now + timedelta(minutes=i))
+        for i, (title, artist, uses) in enumerate(songs)
+    ]
 
 
 def titles(page: object) -> list[str]:

@@ -1,5 +1,6 @@
 """The song catalog: import (tags, loudness, preview, waveform, cover, a copy in every region),
-full-text search, trending, licensing for creators and viewers, and original sounds.
+uses, reads of single songs, and licensing for creators and viewers. Search and trending are in
+`search.py`, original sounds in `originals.py`.
 
 Songs are CATALOG data: non-personal and global. The row lives in the global database; the files
 are copied into every region's blob store under `catalog/songs/<id>…`, so a region's transcoding
@@ -9,8 +10,6 @@ workers read songs from their own region and never across regions.
 from __future__ import annotations
 
 import atexit
-import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -20,37 +19,24 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from sqlalchemy import (
-    Double,
-    Select,
-    cast,
-    delete,
-    func,
-    literal_column,
-    or_,
     select,
-    table,
-    tuple_,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnClause
 
 from reelm.accounts.models import Account
 from reelm.accounts.service import CurrentUser
 from reelm.db import new_id, utcnow
 from reelm.errors import Conflict, Forbidden, InvalidInput, NotFound, ReelmError
-from reelm.residency.egress import egress
 from reelm.residency.jurisdictions import country_name
 from reelm.residency.store import Platform, RegionStore
 from reelm.sounds import audio
 from reelm.sounds.models import (
-    SONGS_FTS,
     WORLDWIDE,
     Song,
     SongUse,
@@ -63,28 +49,22 @@ from reelm.sounds.models import (
     song_blob_keys,
 )
 from reelm.sounds.schemas import (
-    PublicOriginalSound,
     SongCreate,
-    SongPage,
-    SongRead,
     VideoSound,
-    original_sound_title,
 )
+from reelm.sounds.search import MAX_PAGE, search_songs, trending_songs
 from reelm.sounds.tags import UNKNOWN_ARTIST, name_from_file, read_tags
 
-__all__ = ["fold", "search_key", "search_words"]
+# Search and trending live in search.py; callers may keep reading the catalog through service.
+__all__ = ["MAX_PAGE", "fold", "search_key", "search_songs", "search_words", "trending_songs"]
 
 logger = logging.getLogger(__name__)
 
-MAX_PAGE = 100
-MAX_QUERY_WORDS = 8
-TRENDING_DAYS = 7
 # What `reelm sounds import FOLDER` picks up; a file named on the command line is tried whatever
 # its name.
 AUDIO_SUFFIXES = frozenset(
     {".mp3", ".m4a", ".mp4", ".mov", ".flac", ".wav", ".ogg", ".oga", ".opus", ".mka", ".webm"}
 )
-_SIMPLE: ColumnClause[Any] = literal_column("'simple'::regconfig")
 FileKind = Literal["audio", "preview", "cover"]
 
 
@@ -114,7 +94,7 @@ class PreparedSong:
         }
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1024 * 1024), b""):
@@ -139,7 +119,7 @@ def prepare_song(
     return PreparedSong(
         folder=folder,
         duration_s=round(stored.duration_s, 3),
-        sha256=_sha256(song),
+        sha256=file_sha256(song),
         size_bytes=song.stat().st_size,
         loudness_lufs=round(result.loudness_lufs, 2),
         preview_start_s=min(result.loudest_start_s, max(0.0, stored.duration_s - audio.PREVIEW_S)),
@@ -148,13 +128,13 @@ def prepare_song(
     )
 
 
-def _delete_everywhere(platform: Platform, song_id: str) -> None:
+def delete_everywhere(platform: Platform, song_id: str) -> None:
     for store in platform.regions.values():
         for key in song_blob_keys(song_id):
             store.blobs.delete(key)
 
 
-def _copy_everywhere(platform: Platform, song_id: str, prepared: PreparedSong) -> None:
+def copy_everywhere(platform: Platform, song_id: str, prepared: PreparedSong) -> None:
     """Put a new song's files into every region's blob store, checking each audio copy's hash.
 
     All or nothing: on any failure the song's keys (new, so nothing else is under them) are
@@ -166,10 +146,10 @@ def _copy_everywhere(platform: Platform, song_id: str, prepared: PreparedSong) -
             for suffix, path in prepared.files.items():
                 store.blobs.put_file(f"catalog/songs/{song_id}{suffix}", path)
             copy = store.blobs.local_path(audio_key)
-            if copy is not None and _sha256(copy) != prepared.sha256:
+            if copy is not None and file_sha256(copy) != prepared.sha256:
                 raise OSError(f"the copy of {audio_key} in region {store.name} does not match")
     except BaseException:
-        _delete_everywhere(platform, song_id)
+        delete_everywhere(platform, song_id)
         raise
 
 
@@ -196,12 +176,12 @@ def _add_song(platform: Platform, fields: SongCreate, prepared: PreparedSong) ->
         cover=prepared.cover,
         waveform=json.dumps(prepared.peaks, separators=(",", ":")),
     )
-    _copy_everywhere(platform, song.id, prepared)
+    copy_everywhere(platform, song.id, prepared)
     try:
         with platform.global_store.transaction() as g:
             g.add(song)
     except BaseException:
-        _delete_everywhere(platform, song.id)
+        delete_everywhere(platform, song.id)
         raise
     return song
 
@@ -352,7 +332,7 @@ def do_replicate_songs(platform: Platform, *, verify: bool = False) -> int:
                 ok = path is not None and path.is_file()
                 if ok and is_audio:
                     assert path is not None
-                    ok = path.stat().st_size == size and (not verify or _sha256(path) == sha256)
+                    ok = path.stat().st_size == size and (not verify or file_sha256(path) == sha256)
                 if ok and good is None:
                     good = path
                 if not ok:
@@ -450,131 +430,6 @@ def get_song(platform: Platform, song_id: str) -> Song:
     if song is None:
         raise NotFound("No such sound.", code="song_not_found")
     return song
-
-
-def _encode_cursor(values: list[Any]) -> str:
-    raw = json.dumps(values, ensure_ascii=False).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, kind: str) -> list[Any]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
-        if isinstance(values, list) and values and values[0] == kind:
-            if kind == "t" and len(values) == 3 and all(isinstance(v, str) for v in values):
-                return values[1:]
-            if (
-                kind == "r"
-                and len(values) == 4
-                and isinstance(values[1], int | float)
-                and all(isinstance(v, str) for v in values[2:])
-            ):
-                return values[1:]
-    except (binascii.Error, ValueError, TypeError):
-        pass
-    raise InvalidInput(
-        "This page cursor is not valid; start again from the first page.", code="invalid_cursor"
-    )
-
-
-def _matches(session: Session, words: Sequence[str]) -> Select[Any]:
-    """(id, search_key, score) of the songs holding every word as a word prefix; a lower score
-    is more relevant. SQLite: FTS5 and its BM25; PostgreSQL: the GIN-indexed `tsvector` and
-    `ts_rank`. Query words are letters and digits only, so no query syntax can get through."""
-    if session.get_bind().dialect.name == "sqlite":
-        fts = table(SONGS_FTS, literal_column("song_id"))
-        return (
-            select(
-                Song.id,
-                Song.search_key,
-                func.bm25(literal_column(SONGS_FTS)).label("score"),
-            )
-            .join(fts, literal_column(f"{SONGS_FTS}.song_id") == Song.id)
-            .where(literal_column(SONGS_FTS).op("MATCH")(" ".join(f'"{w}"*' for w in words)))
-        )
-    vector = func.to_tsvector(_SIMPLE, Song.search_key)
-    query = func.to_tsquery(_SIMPLE, " & ".join(f"{w}:*" for w in words))
-    # ts_rank is a `real`; as a double it survives the trip through a cursor exactly.
-    score = cast(-func.ts_rank(vector, query), Double)
-    return select(Song.id, Song.search_key, score.label("score")).where(vector.op("@@")(query))
-
-
-def search_songs(
-    platform: Platform, *, q: str = "", limit: int = 20, cursor: str | None = None
-) -> SongPage:
-    """Songs whose title or artist has every word of `q` as the start of one of its words
-    (case- and accent-insensitive), most relevant first; an empty `q` lists the whole catalog
-    by title. Keyset pagination on (relevance, title, id), so a page is as cheap at the end as
-    at the start."""
-    limit = max(1, min(limit, MAX_PAGE))
-    words = search_words(q[:200])[:MAX_QUERY_WORDS]
-    if not words:
-        if q.strip():  # only punctuation: nothing can match a word
-            return SongPage(items=[])
-        return _title_page(platform, limit, cursor)
-    with platform.global_store.session() as g:
-        ranked = _matches(g, words).subquery()
-        query = select(Song, ranked.c.score).join(ranked, ranked.c.id == Song.id)
-        if cursor:
-            score, key, song_id = _decode_cursor(cursor, "r")
-            query = query.where(
-                tuple_(ranked.c.score, ranked.c.search_key, ranked.c.id) > (score, key, song_id)
-            )
-        query = query.order_by(ranked.c.score, ranked.c.search_key, ranked.c.id).limit(limit + 1)
-        rows = [(row[0], row[1]) for row in g.execute(query)]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last_song, last_score = rows[-1] if rows else (None, 0.0)
-    return SongPage(
-        items=[SongRead.of(s) for s, _ in rows],
-        next_cursor=(
-            _encode_cursor(["r", float(last_score), last_song.search_key, last_song.id])
-            if more and last_song is not None
-            else None
-        ),
-    )
-
-
-def _title_page(platform: Platform, limit: int, cursor: str | None) -> SongPage:
-    query = select(Song)
-    if cursor:
-        key, song_id = _decode_cursor(cursor, "t")
-        query = query.where(
-            or_(Song.search_key > key, (Song.search_key == key) & (Song.id > song_id))
-        )
-    query = query.order_by(Song.search_key, Song.id).limit(limit + 1)
-    with platform.global_store.session() as g:
-        songs = list(g.scalars(query))
-    more = len(songs) > limit
-    songs = songs[:limit]
-    return SongPage(
-        items=[SongRead.of(s) for s in songs],
-        next_cursor=_encode_cursor(["t", songs[-1].search_key, songs[-1].id]) if more else None,
-    )
-
-
-def trending_songs(platform: Platform, limit: int = 20, *, now: datetime | None = None) -> SongPage:
-    """The songs most videos published in the last TRENDING_DAYS used; then all-time uses,
-    then the newest, so a quiet week still lists the catalog's favourites."""
-    limit = max(1, min(limit, MAX_PAGE))
-    since = (now or utcnow()) - timedelta(days=TRENDING_DAYS)
-    recent = (
-        select(SongUse.song_id, func.count().label("uses"))
-        .where(SongUse.used_at >= since)
-        .group_by(SongUse.song_id)
-        .subquery()
-    )
-    uses = func.coalesce(recent.c.uses, 0)
-    query = (
-        select(Song, uses)
-        .outerjoin(recent, recent.c.song_id == Song.id)
-        .order_by(uses.desc(), Song.use_count.desc(), Song.created_at.desc(), Song.id.desc())
-        .limit(limit)
-    )
-    with platform.global_store.session() as g:
-        rows = [(row[0], row[1]) for row in g.execute(query)]
-    return SongPage(items=[SongRead.of(s, uses_last_7_days=int(n)) for s, n in rows])
 
 
 def song_path(store: RegionStore, song_id: str) -> Path:
@@ -696,131 +551,6 @@ def annotate_sounds(
             licensed_here=licensed,
         )
         video.muted_notice = None if licensed else muted_notice(song, jurisdiction)
-
-
-# --- original sounds -----------------------------------------------------------------------------
-
-
-def _local_copy(store: RegionStore, key: str, target: Path) -> Path | None:
-    """A blob as a local file (the store's own path when it has one), or None when missing."""
-    if not store.blobs.exists(key):
-        return None
-    path = store.blobs.local_path(key)
-    if path is not None:
-        return path
-    with store.blobs.open(key) as source, target.open("wb") as out:
-        shutil.copyfileobj(source, out)
-    return target
-
-
-def do_create_original_sound(
-    platform: Platform,
-    store: RegionStore,
-    *,
-    video_id: str,
-    handle: str,
-    published_at: datetime,
-    video_key: str,
-    poster_key: str,
-) -> Song | None:
-    """Make a public video's own audio a reusable sound, "original sound - @handle".
-
-    Called by Create's publish step, in the creator's region, for a public video whose creator
-    allowed reuse and which kept its own sound. The audio track of the published MP4 (already
-    loudness-normalised by the transcode) is copied out without re-encoding; only the fields of
-    `PublicOriginalSound` leave the region, through Egress, and the files go to every region
-    like any catalog song (the creator published this sound). Idempotent: one sound per video;
-    returns it, or None when the video has no audible sound (or its file is gone).
-    """
-    with platform.global_store.session() as g:
-        existing = g.scalar(select(Song).where(Song.original_of_video == video_id))
-    if existing is not None:
-        return existing
-    title = original_sound_title(handle)
-    with tempfile.TemporaryDirectory(prefix="reelm-original-") as tmp:
-        folder = Path(tmp)
-        video = _local_copy(store, video_key, folder / "video.mp4")
-        if video is None:
-            logger.info("video %s: no published MP4 to take an original sound from", video_id)
-            return None
-        song_file = folder / "song.m4a"
-        try:
-            audio.copy_audio(video, song_file, "mov")
-            measured = audio.analyse(song_file, "mov")
-        except InvalidInput as e:
-            logger.info("video %s: no original sound (%s)", video_id, e.message)
-            return None
-        if measured.loudness_lufs < audio.SILENT_LUFS:
-            logger.info("video %s: silent, so no original sound", video_id)
-            return None
-        audio.write_preview(
-            song_file, folder / "preview.m4a", measured.loudest_start_s, measured.duration_s
-        )
-        poster = _local_copy(store, poster_key, folder / "poster.jpg")
-        cover = audio.cover_from_image(poster.read_bytes()) if poster is not None else None
-        (folder / "cover.jpg").write_bytes(
-            cover or audio.generated_cover(title, handle, measured.peaks)
-        )
-        prepared = PreparedSong(
-            folder=folder,
-            duration_s=round(measured.duration_s, 3),
-            sha256=_sha256(song_file),
-            size_bytes=song_file.stat().st_size,
-            loudness_lufs=round(measured.loudness_lufs, 2),
-            preview_start_s=measured.loudest_start_s,
-            peaks=measured.peaks,
-            cover="video" if cover else "generated",
-        )
-        song_id = new_id()
-        _copy_everywhere(platform, song_id, prepared)
-    record = PublicOriginalSound(
-        id=song_id,
-        video_id=video_id,
-        creator_handle=handle,
-        duration_s=prepared.duration_s,
-        sha256=prepared.sha256,
-        size_bytes=prepared.size_bytes,
-        loudness_lufs=prepared.loudness_lufs,
-        preview_start_s=prepared.preview_start_s,
-        waveform=prepared.peaks,
-        cover="video" if prepared.cover == "video" else "generated",
-        published_at=published_at,
-    )
-    try:
-        with platform.global_store.transaction() as g:
-            egress(g, record)
-    except IntegrityError:  # another run made this video's sound first
-        _delete_everywhere(platform, song_id)
-        with platform.global_store.session() as g:
-            return g.scalar(select(Song).where(Song.original_of_video == video_id))
-    except BaseException:
-        _delete_everywhere(platform, song_id)
-        raise
-    logger.info("video %s: original sound %s (%.1f s)", video_id, song_id, prepared.duration_s)
-    return get_song(platform, song_id)
-
-
-def do_remove_original_sounds(platform: Platform) -> int:
-    """Remove the original sounds whose video is no longer public in the catalog (deleted,
-    withdrawn, or its creator's account gone): rows, uses and files. Videos that used such a
-    sound keep their mixed audio. Returns how many were removed."""
-    from reelm.media.models import PublishedVideo
-
-    public = select(PublishedVideo.id).where(PublishedVideo.visibility == "public")
-    with platform.global_store.transaction() as g:
-        gone = list(
-            g.scalars(
-                select(Song.id).where(
-                    Song.original_of_video.is_not(None), Song.original_of_video.not_in(public)
-                )
-            )
-        )
-        if gone:
-            g.execute(delete(SongUse).where(SongUse.song_id.in_(gone)))
-            g.execute(delete(Song).where(Song.id.in_(gone)))
-    for song_id in gone:
-        _delete_everywhere(platform, song_id)
-    return len(gone)
 
 
 # --- demo ----------------------------------------------------------------------------------------
