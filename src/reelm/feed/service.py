@@ -224,23 +224,21 @@ def sound_page(
     from reelm.sounds.schemas import SongRead
     from reelm.sounds.service import get_song
 
-    sound = SongRead.of(get_song(platform, sound_id)).model_dump(mode="json")
+    song = get_song(platform, sound_id)
+    sound = SongRead.of(song).model_dump(mode="json")
+    # An original sound's own video uses it too (its sound is the video's, not a song's).
+    uses = or_(PublishedVideo.sound_id == sound_id, PublishedVideo.id == song.original_of_video)
     page = _public_listing(
         platform,
         viewer,
-        select(PublishedVideo).where(PublishedVideo.sound_id == sound_id),
+        select(PublishedVideo).where(uses),
         cursor=cursor,
         limit=limit,
         reason="Uses this sound",
     )
     with platform.global_store.session() as g:
         total = (
-            g.scalar(
-                select(func.count()).where(
-                    PublishedVideo.sound_id == sound_id, PublishedVideo.visibility == "public"
-                )
-            )
-            or 0
+            g.scalar(select(func.count()).where(uses, PublishedVideo.visibility == "public")) or 0
         )
     return {"sound": sound, "videos": total, "page": page}
 

@@ -18,6 +18,7 @@ from reelm.media.filters import FILTERS
 from reelm.media.models import PublishedVideo, VideoTag
 from reelm.media.probe import ProbeResult
 from reelm.residency.egress import PublicRecord, public_schema
+from reelm.sounds.schemas import VideoSound
 from reelm.text import UserText
 
 MIN_OUTPUT_S = 1.0
@@ -257,6 +258,9 @@ class PublicVideoRead(BaseModel):
     share_count: int
     view_count: int
     urls: dict[str, str] = Field(default_factory=dict)
+    # The sound as the viewer may hear it; with `muted_notice` set the player mutes the video.
+    sound: VideoSound | None = None
+    muted_notice: str | None = None
 
 
 def dumps(value: Any) -> str:

@@ -39,11 +39,18 @@ from reelm.media.schemas import (
     VideoRead,
     dumps,
 )
-from reelm.media.transcode import TranscodeFailed, transcode
+from reelm.media.transcode import MP4_NAME, POSTER_NAME, TranscodeFailed, transcode
 from reelm.residency.egress import egress
 from reelm.residency.models import DirectoryEntry
 from reelm.residency.store import Platform, RegionStore
-from reelm.sounds.service import check_song_licensed, do_count_song_use, get_song, song_path
+from reelm.sounds.originals import do_create_original_sound
+from reelm.sounds.service import (
+    annotate_sounds,
+    check_song_licensed,
+    do_record_song_use,
+    get_song,
+    song_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -434,7 +441,7 @@ def _do_publish(platform: Platform, store: RegionStore, video_id: str) -> None:
                 return
             entry = g.get(DirectoryEntry, video.owner_id)
             assert entry is not None
-            first_time = g.get(PublishedVideo, video.id) is None
+            handle = entry.handle
             tags, mentions = parse_caption(video.caption)
             assert video.published_at is not None
             assert video.duration_s is not None
@@ -460,8 +467,43 @@ def _do_publish(platform: Platform, store: RegionStore, video_id: str) -> None:
                     published_at=video.published_at,
                 ),
             )
-            if first_time and video.sound_id is not None:
-                do_count_song_use(g, video.sound_id)
+            if video.sound_id is not None:
+                do_record_song_use(g, video.sound_id, video_id=video.id, at=video.published_at)
+    # After the region session: extracting the sound reads and copies files.
+    if video.visibility == "public" and video.allow_sound_reuse and _keeps_own_sound(video):
+        _offer_original_sound(platform, store, video, handle)
+
+
+def _keeps_own_sound(video: Video) -> bool:
+    """The video's soundtrack is its own recorded sound (no library song, not silenced)."""
+    if video.sound_id is not None:
+        return False
+    try:
+        soundtrack = json.loads(video.edit).get("soundtrack") or {}
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(soundtrack, dict) and soundtrack.get("kind", "original") == "original"
+
+
+def _offer_original_sound(
+    platform: Platform, store: RegionStore, video: Video, handle: str
+) -> None:
+    """Its creator lets others use this video's sound: make it an original sound. The video is
+    published already, so a failure here is logged and never un-publishes it."""
+    assert video.published_at is not None
+    base = f"{video.owner_id}/videos/{video.id}"
+    try:
+        do_create_original_sound(
+            platform,
+            store,
+            video_id=video.id,
+            handle=handle,
+            published_at=video.published_at,
+            video_key=f"{base}/{MP4_NAME}",
+            poster_key=f"{base}/{POSTER_NAME}",
+        )
+    except Exception:
+        log.exception("video %s: the original sound could not be made", video.id)
 
 
 def requeue_unfinished(platform: Platform, settings: Settings, region: str) -> list[str]:
@@ -478,14 +520,19 @@ def requeue_unfinished(platform: Platform, settings: Settings, region: str) -> l
 # public reads
 
 
-def get_public_video(platform: Platform, video_id: str) -> PublicVideoRead:
+def get_public_video(
+    platform: Platform, video_id: str, viewer: CurrentUser | None = None
+) -> PublicVideoRead:
+    """A public video, with its sound as this viewer may hear it (muted where the song is not
+    licensed for them; see sounds.service.annotate_sounds)."""
     with platform.global_store.session() as g:
         row = g.get(PublishedVideo, video_id)
         if row is None or row.visibility != "public":
             raise NotFound("No such video.", code="video_not_found")
         out = PublicVideoRead.model_validate(row)
         out.urls = media_urls(video_id)
-        return out
+    annotate_sounds(platform, viewer, [out])
+    return out
 
 
 def media_file(platform: Platform, user: CurrentUser | None, video_id: str, name: str) -> Path:

@@ -185,8 +185,9 @@ def my_video(video_id: str, user: CurrentUserDep, platform: PlatformDep) -> Vide
 
 
 @router.get("/api/v1/videos/{video_id}")
-def public_video(video_id: str, platform: PlatformDep) -> PublicVideoRead:
-    return service.get_public_video(platform, video_id)
+def public_video(video_id: str, platform: PlatformDep, user: OptionalUserDep) -> PublicVideoRead:
+    """A public video; `sound.licensed_here` false and `muted_notice` set: play it muted."""
+    return service.get_public_video(platform, video_id, user)
 
 
 @router.get("/media/{video_id}/{name:path}", include_in_schema=False)
