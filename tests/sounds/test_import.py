@@ -22,6 +22,7 @@ from reelm.sounds.audio import (
 from reelm.sounds.models import Song
 from reelm.sounds.service import (
     check_song_licensed,
+    do_complete_songs,
     do_count_song_use,
     do_import_song,
     do_replicate_songs,
@@ -290,3 +291,25 @@ def test_cover_is_the_embedded_art_else_drawn_from_the_title(
     assert covers[0] != covers[1]
     # Each song's colours are its own: a different title draws a different cover.
     assert generated_cover("Drawn", "Lab", []) != generated_cover("Other", "Lab", [])
+
+
+def test_songs_from_before_previews_get_theirs_on_sync(platform: Platform, tone_m4a: Path) -> None:
+    song = do_import_song(platform, path=tone_m4a, title="Older", artist="Lab")
+    with platform.global_store.transaction() as g:  # as migration g0030 left older songs
+        row = g.get(Song, song.id)
+        assert row is not None
+        row.preview_start_s = row.cover = row.waveform = row.loudness_lufs = None
+    for store in platform.regions.values():
+        store.blobs.delete(f"catalog/songs/{song.id}.preview.m4a")
+        store.blobs.delete(f"catalog/songs/{song.id}.jpg")
+    assert do_complete_songs(platform) == 1
+    completed = get_song(platform, song.id)
+    assert completed.preview_start_s == 0.0
+    assert completed.cover == "generated"
+    assert len(completed.peaks) == WAVEFORM_POINTS
+    assert completed.loudness_lufs == pytest.approx(LOUDNESS_LUFS, abs=1.0)
+    assert completed.sha256 == song.sha256  # the audio itself is kept as it was
+    for store in platform.regions.values():
+        assert store.blobs.exists(f"catalog/songs/{song.id}.preview.m4a")
+        assert store.blobs.exists(f"catalog/songs/{song.id}.jpg")
+    assert do_complete_songs(platform) == 0
