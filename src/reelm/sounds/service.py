@@ -23,10 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from sqlalchemy import (
-    select,
-    update,
-)
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from reelm.accounts.models import Account
@@ -44,19 +41,16 @@ from reelm.sounds.models import (
     fold,
     preview_blob_key,
     search_key,
-    search_words,
     song_blob_key,
     song_blob_keys,
 )
-from reelm.sounds.schemas import (
-    SongCreate,
-    VideoSound,
-)
-from reelm.sounds.search import MAX_PAGE, search_songs, trending_songs
-from reelm.sounds.tags import UNKNOWN_ARTIST, name_from_file, read_tags
+from reelm.sounds.schemas import SongCreate, VideoSound
 
 # Search and trending live in search.py; callers may keep reading the catalog through service.
-__all__ = ["MAX_PAGE", "fold", "search_key", "search_songs", "search_words", "trending_songs"]
+from reelm.sounds.search import MAX_PAGE as MAX_PAGE
+from reelm.sounds.search import search_songs as search_songs
+from reelm.sounds.search import trending_songs as trending_songs
+from reelm.sounds.tags import UNKNOWN_ARTIST, name_from_file, read_tags
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 def _search_key(title: str, artist: str) -> str:
-    """As `reelm.sounds.service.search_key` was when this revision was written."""
+    """As `reelm.sounds.models.search_key` was when this revision was written."""
     decomposed = unicodedata.normalize("NFKD", f"{title} {artist}".casefold())
     folded = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(_WORD.findall(folded))[:600]
@@ -62,7 +62,9 @@ def upgrade() -> None:
     songs = sa.table(
         "songs", sa.column("id"), sa.column("title"), sa.column("artist"), sa.column("search_key")
     )
-    for song_id, title, artist in bind.execute(sa.select(songs.c.id, songs.c.title, songs.c.artist)):
+    for song_id, title, artist in bind.execute(
+        sa.select(songs.c.id, songs.c.title, songs.c.artist)
+    ):
         bind.execute(
             songs.update()
             .where(songs.c.id == song_id)
