@@ -47,6 +47,7 @@ FACTORS = 48
 ITERATIONS = 12
 REGULARIZATION = 0.05
 NEIGHBOURS = 20
+NEIGHBOUR_TARGETS = 20_000
 # Confidence of a (user, video) pair is 1 + the sum of its event weights (completions count up to
 # three times).
 EVENT_WEIGHTS = {"like": 4.0, "save": 4.0, "share": 6.0, "complete": 2.0}
@@ -191,31 +192,36 @@ def fit_item_model(
         )
         model.fit(interactions.matrix(), show_progress=False)
     item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-    ids, sims = nearest_neighbours(item_factors, neighbours)
+    # neighbours are looked for among the most engaged videos only: they are what co-engagement
+    # can vouch for, and it bounds the cost (n × NEIGHBOUR_TARGETS dot products)
+    engaged = np.bincount(interactions.items, minlength=len(interactions.item_ids))
+    targets = np.argsort(-engaged, kind="stable")[:NEIGHBOUR_TARGETS]
+    ids, sims = nearest_neighbours(item_factors, neighbours, targets=targets)
     return ItemModel(interactions.item_ids, item_factors, ids, sims, regularization)
 
 
 def nearest_neighbours(
-    factors: Float32s, k: int, *, block: int = 1024
+    factors: Float32s, k: int, *, targets: npt.NDArray[np.int64] | None = None
 ) -> tuple[npt.NDArray[np.int32], Float32s]:
-    """For each item, the k others with the most similar factors (cosine), best first."""
+    """For each item, the k others (among `targets`, default all) with the most similar factors
+    (cosine), best first — implicit's multithreaded top-k, blockwise."""
+    from implicit.cpu.topk import topk
+
     n = len(factors)
-    k = min(k, max(n - 1, 0))
+    pool = np.arange(n) if targets is None else np.asarray(targets)
+    k = min(k, max(len(pool) - 1, 0))
     ids = np.zeros((n, k), dtype=np.int32)
     sims = np.zeros((n, k), dtype=np.float32)
     if k == 0:
         return ids, sims
     norms = np.linalg.norm(factors, axis=1, keepdims=True)
-    unit = factors / np.maximum(norms, 1e-9)
-    for start in range(0, n, block):
-        part = unit[start : start + block] @ unit.T
-        rows = np.arange(len(part))
-        part[rows, rows + start] = -np.inf
-        top = np.argpartition(-part, k - 1, axis=1)[:, :k]
-        top_sims = np.take_along_axis(part, top, axis=1)
-        order = np.argsort(-top_sims, axis=1)
-        ids[start : start + block] = np.take_along_axis(top, order, axis=1)
-        sims[start : start + block] = np.take_along_axis(top_sims, order, axis=1)
+    unit = np.ascontiguousarray(factors / np.maximum(norms, 1e-9), dtype=np.float32)
+    found, scores = topk(np.ascontiguousarray(unit[pool]), unit, k + 1, num_threads=0)
+    found = pool[found]
+    for row in range(n):
+        keep = found[row] != row  # an item is not its own neighbour
+        ids[row] = found[row][keep][:k]
+        sims[row] = scores[row][keep][:k]
     return ids, sims
 
 
