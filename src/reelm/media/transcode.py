@@ -1,19 +1,26 @@
 """Turn an upload and its edit into a published video's files: an HLS ladder of fMP4 segments,
 a progressive MP4 with its index first, and a poster, written aside and then published at once.
 
-One pass over the pictures: one decoder, one filter graph that ends in a `split` to every rung,
-one x264 encoder per rung. The sound is mixed, normalised and encoded first (it costs a tenth of
-the pictures), so its packets can be interleaved with the pictures' as they are encoded.
+One pass over the pictures: one decoder, filter graphs that end in a `split` to every rung, one
+x264 encoder per rung. Like the ffmpeg tool, the stages run at once in their own threads (PyAV
+lets go of the GIL inside FFmpeg), joined by short queues: the sound (mixed, normalised and
+AAC-encoded: a tenth of the pictures' cost), decoding and framing, the look, and each rung's
+encoder with its files. A stage that waits for the machine never stalls the others: run one
+after the other, these steps took a third longer than bare ffmpeg on a busy 2-core machine
+(bench/transcode.py measures the two).
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import math
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -347,34 +354,115 @@ def _fsync(path: Path) -> None:
 # ---- rendering --------------------------------------------------------------------------------
 
 
+class _Sound:
+    """The soundtrack's packets, filled by their own thread while the pictures are encoded."""
+
+    def __init__(self) -> None:
+        self.packets: list[_Coded] = []
+        self.done = threading.Event()
+
+
 class _Output:
-    """One output file: its video stream and a copy of the sound, interleaved by time."""
+    """One output file: its video stream and a copy of the sound, interleaved by time.
+
+    Pictures that come before the sound is ready are held back, then written with it.
+    """
 
     def __init__(
-        self,
-        container: OutputContainer,
-        video: VideoStream,
-        audio: AudioStream,
-        sound: Sequence[_Coded],
+        self, container: OutputContainer, video: VideoStream, audio: AudioStream, sound: _Sound
     ) -> None:
         self.container = container
         self.video = video
         self.audio = audio
         self.sound = sound
         self.next_sound = 0
+        self.held: list[_Coded] = []
 
     def write(self, coded: _Coded) -> None:
+        if not self.sound.done.is_set():
+            self.held.append(coded)
+            return
+        self._release()
         self._sound_until(coded.time_s)
         self.container.mux_one(coded.packet(self.video))
 
     def finish(self) -> None:
+        """Write what is left and close; the sound must be done."""
+        assert self.sound.done.is_set()
+        self._release()
         self._sound_until(math.inf)
         self.container.close()
 
+    def _release(self) -> None:
+        held, self.held = self.held, []
+        for coded in held:
+            self._sound_until(coded.time_s)
+            self.container.mux_one(coded.packet(self.video))
+
     def _sound_until(self, time_s: float) -> None:
-        while self.next_sound < len(self.sound) and self.sound[self.next_sound].time_s <= time_s:
-            self.container.mux_one(self.sound[self.next_sound].packet(self.audio))
+        packets = self.sound.packets
+        while self.next_sound < len(packets) and packets[self.next_sound].time_s <= time_s:
+            self.container.mux_one(packets[self.next_sound].packet(self.audio))
             self.next_sound += 1
+
+
+class _Stopped(Exception):
+    """Raised in a stage when another one failed: that failure is the one reported."""
+
+
+class _Stages:
+    """Pipeline stages in threads, joined by bounded queues. The first failure anywhere stops
+    every stage (they see it at their next queue operation) and `join` raises it again."""
+
+    def __init__(self) -> None:
+        self.failed = threading.Event()
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def start(self, name: str, work: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                work()
+            except _Stopped:
+                pass
+            except BaseException as exc:  # handed to the caller's thread by `join`
+                self.fail(exc)
+
+        thread = threading.Thread(target=run, name=f"transcode-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = exc
+            self.failed.set()
+
+    def put(self, into: queue.Queue[Any], item: Any) -> None:
+        while not self.failed.is_set():
+            with suppress(queue.Full):
+                into.put(item, timeout=0.1)
+                return
+        raise _Stopped
+
+    def get(self, source: queue.Queue[Any]) -> Any:
+        while not self.failed.is_set():
+            with suppress(queue.Empty):
+                return source.get(timeout=0.1)
+        raise _Stopped
+
+    def join(self) -> None:
+        """Wait for every stage to end; raise the first failure."""
+        for thread in self._threads:
+            thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+# Pictures waiting between the filter graph and each encoder: enough to ride out a stage
+# being descheduled for a moment on a busy machine, a few dozen MB at 720p.
+_QUEUED_PICTURES = 16
 
 
 def _render(
@@ -397,10 +485,11 @@ def _render(
         aac = mp4.add_stream("aac", rate=AUDIO_RATE)
         aac.layout = "stereo"
         aac.bit_rate = AUDIO_BITRATE
-        with steps.step("audio"):
-            sound = _encode_sound(source, spec, plan, song, aac, limits)
-        mp4.start_encoding()  # opens the top encoder: its headers are copied to the HLS stream
+        # Opens both encoders: their headers are copied to the HLS streams. From here on only
+        # the sound's thread uses the AAC encoder.
+        mp4.start_encoding()
 
+        sound = _Sound()
         encoders: list[VideoStream] = []
         outputs: list[list[_Output]] = []
         for index, rendition in enumerate(ladder):
@@ -420,14 +509,31 @@ def _render(
             outputs.append([_Output(container, video, audio, sound)])
         outputs[0].append(_Output(mp4, top_encoder, aac, sound))
 
+        def encode_sound() -> None:
+            with steps.step("audio"):
+                sound.packets = _encode_sound(source, spec, plan, song, aac, limits)
+            sound.done.set()
+
+        stages = _Stages()
+        cover: list[VideoFrame] = []
         with steps.step("video"):
-            cover = _encode_pictures(source, spec, plan, ladder, encoders, outputs, limits, report)
+            try:
+                stages.start("sound", encode_sound)
+                _encode_pictures(
+                    stages, source, spec, plan, ladder, encoders, outputs, cover, limits, report
+                )
+            except _Stopped:
+                pass  # `join` raises what stopped it
+            except BaseException as exc:
+                stages.fail(exc)
+            # Every stage ends before a file is closed or the work folder removed.
+            stages.join()
         with steps.step("finalise"):  # closing the MP4 moves its index to the front
             for group in outputs:
                 for output in group:
                     output.finish()
         with steps.step("poster"):
-            (work / POSTER_NAME).write_bytes(_jpeg(cover))
+            (work / POSTER_NAME).write_bytes(_jpeg(cover[0]))
     with steps.step("playlists"):
         renditions = tuple(
             _describe_rendition(work, r, _avc1(e.codec_context))
@@ -730,43 +836,66 @@ def _end(source: FilterContext) -> None:
 
 
 def _encode_pictures(
+    stages: _Stages,
     source: Path,
     spec: EditSpec,
     plan: _Plan,
     ladder: Sequence[Rendition],
     encoders: Sequence[VideoStream],
     outputs: Sequence[Sequence[_Output]],
+    cover: list[VideoFrame],
     limits: MediaLimits | None,
     report: _Progress,
-) -> VideoFrame:
-    """Decode once, filter once, encode every rendition; return the cover picture.
+) -> None:
+    """Decode once, filter once, encode every rendition; put the cover picture in `cover`.
 
-    Each rendition gets exactly `plan.frames` pictures at FPS whatever the upload's rate was
-    (variable, 60 fps...): the graph's `fps` filter picks them by timestamp, and the count is
-    made exact here so the pictures end with the sound.
+    Three kinds of stage: decoding and framing (constant frame rate, scaled, upright, fit or
+    filled to the top rung), the look (split to every rung and scaled for the lower ones),
+    and one encoder per rung with the muxing of its files. The top rung's encoder is the
+    calling thread, which reports progress and returns when it is done (the caller joins the
+    other stages). Each rendition gets exactly `plan.frames` pictures at FPS whatever the
+    upload's rate was (variable, 60 fps...): the `fps` filter picks them by timestamp, and the
+    count is made exact here so the pictures end with the sound.
     """
-    written = [0] * len(ladder)
-    latest: list[VideoFrame | None] = [None] * len(ladder)
-    cover: VideoFrame | None = None
+    framed: queue.Queue[VideoFrame | None] = queue.Queue(_QUEUED_PICTURES)
+    queues: list[queue.Queue[tuple[VideoFrame, int] | None]] = [
+        queue.Queue(_QUEUED_PICTURES) for _ in ladder
+    ]
+    stages.start(
+        "pictures", lambda: _frame_pictures(stages, source, spec, plan, ladder[0], framed, limits)
+    )
+    stages.start("look", lambda: _apply_look(stages, spec, plan, ladder, framed, queues, cover))
 
-    def emit(index: int, frame: VideoFrame) -> None:
-        nonlocal cover
-        number = written[index]
-        if number >= plan.frames:
-            return
-        frame.pts = number
-        frame.time_base = Fraction(1, FPS)
-        # A decoded keyframe keeps its type through the filters, and x264 would obey it:
-        # the GOP must come from the encoder's fixed interval alone.
-        frame.pict_type = av.video.frame.PictureType.NONE
-        _write(encoders[index].encode(frame), outputs[index])
-        written[index] = number + 1
-        latest[index] = frame
-        if index == 0:
-            if number == plan.cover_index:
-                cover = frame
-            report(0.97 * written[0] / plan.frames)
+    def encode(index: int) -> None:
+        encoder, files, waiting = encoders[index], outputs[index], queues[index]
+        while (item := stages.get(waiting)) is not None:
+            frame, number = item
+            frame.pts = number
+            frame.time_base = Fraction(1, FPS)
+            # A decoded keyframe keeps its type through the filters, and x264 would obey it:
+            # the GOP must come from the encoder's fixed interval alone.
+            frame.pict_type = av.video.frame.PictureType.NONE
+            _write(encoder.encode(frame), files)
+            if index == 0:
+                report(0.97 * (number + 1) / plan.frames)
+        _write(encoder.encode(None), files)
 
+    for index, rendition in enumerate(ladder[1:], start=1):
+        stages.start(f"encode-{rendition.name}", functools.partial(encode, index))
+    encode(0)
+
+
+def _frame_pictures(
+    stages: _Stages,
+    source: Path,
+    spec: EditSpec,
+    plan: _Plan,
+    top: Rendition,
+    framed: queue.Queue[VideoFrame | None],
+    limits: MediaLimits | None,
+) -> None:
+    """The first pictures stage: decode the trim and frame it for the top rung, then an end
+    mark."""
     container, _, _ = open_local_video(source, limits=limits)
     with container:
         video = pick_video_stream(container)
@@ -774,30 +903,70 @@ def _encode_pictures(
         origin = _origin_s(container)
         graph: Graph | None = None  # held here: its filters live only as long as it does
         buffer: FilterContext | None = None
-        sinks: list[FilterContext] = []
+        sink: FilterContext | None = None
         for frame, at in _trimmed_pictures(container, video, origin, plan):
-            if buffer is None:
-                graph, buffer, sinks = _picture_graph(frame, video.codec_context, spec, ladder)
+            if buffer is None or sink is None:
+                graph, buffer, sink = _framing_graph(frame, video.codec_context, spec, top)
             frame.pts = round(at / _US)
             frame.time_base = _US
             buffer.push(frame)
-            _drain_pictures(sinks, emit, until_end=False)
-        if buffer is None:
+            _drain_pictures(sink, lambda frame: stages.put(framed, frame), until_end=False)
+        if buffer is None or sink is None:
             raise InvalidInput(
                 "No picture could be decoded in the chosen part of the video. "
                 "Please export it again or pick another part.",
                 code="corrupt_file",
             )
         buffer.push(None)
-        _drain_pictures(sinks, emit, until_end=True)
+        _drain_pictures(sink, lambda frame: stages.put(framed, frame), until_end=True)
+    stages.put(framed, None)
+
+
+def _apply_look(
+    stages: _Stages,
+    spec: EditSpec,
+    plan: _Plan,
+    ladder: Sequence[Rendition],
+    framed: queue.Queue[VideoFrame | None],
+    queues: Sequence[queue.Queue[tuple[VideoFrame, int] | None]],
+    cover: list[VideoFrame],
+) -> None:
+    """The second pictures stage: the look, then `plan.frames` pictures queued for each rung
+    (numbered; the encoder stamps them) and an end mark; the cover goes into `cover`."""
+    written = [0] * len(ladder)
+    latest: list[VideoFrame | None] = [None] * len(ladder)
+
+    def emit(index: int, frame: VideoFrame) -> None:
+        number = written[index]
+        if number >= plan.frames:
+            return
+        stages.put(queues[index], (frame, number))
+        written[index] = number + 1
+        latest[index] = frame
+        if index == 0 and number == plan.cover_index:
+            cover.append(frame)
+
+    graph: Graph | None = None  # held here: its filters live only as long as it does
+    buffer: FilterContext | None = None
+    sinks: list[FilterContext] = []
+    while (frame := stages.get(framed)) is not None:
+        if buffer is None:
+            graph, buffer, sinks = _look_graph(frame, spec, ladder)
+        buffer.push(frame)
+        for index, sink in enumerate(sinks):
+            _drain_pictures(sink, functools.partial(emit, index), until_end=False)
+    if buffer is None:  # pragma: no cover - the first stage fails first
+        raise TranscodeFailed()
+    buffer.push(None)
+    for index, sink in enumerate(sinks):
+        _drain_pictures(sink, functools.partial(emit, index), until_end=True)
     for index, last in enumerate(latest):
         if last is None:  # pragma: no cover - the graph emits a picture per input picture
             raise TranscodeFailed()
         while written[index] < plan.frames:
+            # The same picture again: only its number differs, stamped by the encoder.
             emit(index, last)
-        _write(encoders[index].encode(None), outputs[index])
-    assert cover is not None
-    return cover
+        stages.put(queues[index], None)
 
 
 def _write(packets: Sequence[Packet[Any]], outputs: Sequence[_Output]) -> None:
@@ -808,20 +977,19 @@ def _write(packets: Sequence[Packet[Any]], outputs: Sequence[_Output]) -> None:
 
 
 def _drain_pictures(
-    sinks: Sequence[FilterContext], emit: Callable[[int, VideoFrame], None], *, until_end: bool
+    sink: FilterContext, emit: Callable[[VideoFrame], None], *, until_end: bool
 ) -> None:
-    for index, sink in enumerate(sinks):
-        while True:
-            try:
-                frame = sink.pull()
-            except av.BlockingIOError:
-                if until_end:  # pragma: no cover - after EOF the graph only ends
-                    continue
-                break
-            except av.EOFError:
-                break
-            assert isinstance(frame, VideoFrame)
-            emit(index, frame)
+    while True:
+        try:
+            frame = sink.pull()
+        except av.BlockingIOError:
+            if until_end:  # pragma: no cover - after EOF the graph only ends
+                continue
+            break
+        except av.EOFError:
+            break
+        assert isinstance(frame, VideoFrame)
+        emit(frame)
 
 
 def _trimmed_pictures(
@@ -854,21 +1022,16 @@ def _trimmed_pictures(
         yield before, 0.0
 
 
-def _picture_graph(
-    first: VideoFrame,
-    decoder: VideoCodecContext,
-    spec: EditSpec,
-    ladder: Sequence[Rendition],
-) -> tuple[Graph, FilterContext, list[FilterContext]]:
-    """buffer → fps → scale → upright → fit/fill → look → split → (scale →) one sink per rung.
+def _framing_graph(
+    first: VideoFrame, decoder: VideoCodecContext, spec: EditSpec, top: Rendition
+) -> tuple[Graph, FilterContext, FilterContext]:
+    """buffer → fps → scale → upright → fit/fill → sink: the top rung's frame, no look yet.
 
     The frame rate is made constant first, so a 60 fps upload is scaled only 30 times a
-    second; scaling comes before turning upright, so the turn works on the small picture;
-    the look runs at the top rung's size, where it is tuned and costs least.
+    second; scaling comes before turning upright, so the turn works on the small picture.
     """
     rotation = display_rotation(first)
     sar = decoder.sample_aspect_ratio
-    top = ladder[0]
     graph = Graph()
     args = {
         "video_size": f"{first.width}x{first.height}",
@@ -886,7 +1049,6 @@ def _picture_graph(
         framing = f"pad=w={top.width}:h={top.height}:x=(ow-iw)/2:y=(oh-ih)/2:color=black"
     else:
         framing = f"crop=w={top.width}:h={top.height}"
-    look = get_filter(spec.filter).graph(spec.filter_intensity) if spec.filter else "null"
     fragment = ",".join(
         [
             f"fps={FPS}:start_time=0",
@@ -895,10 +1057,37 @@ def _picture_graph(
             framing,
             "setsar=1",
             "format=yuv420p",
-            look,
         ]
     )
-    looked = link_fragment(graph, buffer, fragment)
+    end = link_fragment(graph, buffer, fragment)
+    sink = graph.add("buffersink")
+    end.link_to(sink)
+    graph.configure()
+    return graph, buffer, sink
+
+
+def _look_graph(
+    first: VideoFrame, spec: EditSpec, ladder: Sequence[Rendition]
+) -> tuple[Graph, FilterContext, list[FilterContext]]:
+    """buffer → look → split → (scale →) one sink per rung.
+
+    The look runs at the top rung's size, where it is tuned and costs least.
+    """
+    graph = Graph()
+    assert first.time_base is not None
+    args = {
+        "video_size": f"{first.width}x{first.height}",
+        "pix_fmt": first.format.name,
+        "time_base": str(first.time_base),
+        "pixel_aspect": "1/1",
+    }
+    if first.colorspace:
+        args["colorspace"] = str(first.colorspace)
+    if first.color_range:
+        args["range"] = str(first.color_range)
+    buffer = graph.add("buffer", **args)
+    look = get_filter(spec.filter).graph(spec.filter_intensity) if spec.filter else "null"
+    looked = link_fragment(graph, buffer, look)
     branches: list[FilterContext] = [looked]
     if len(ladder) > 1:
         split = graph.add("split", str(len(ladder)))
