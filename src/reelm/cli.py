@@ -77,8 +77,13 @@ def init(ctx: click.Context, policy: str | None) -> None:
     default=None,
     help="Policy to initialise with when the data folder is new (e.g. before-2020).",
 )
+@click.option(
+    "--videos/--no-videos",
+    default=True,
+    help="Also make the demo videos through the Create pipeline (about a minute on two cores).",
+)
 @click.pass_context
-def demo(ctx: click.Context, policy: str | None) -> None:
+def demo(ctx: click.Context, policy: str | None, videos: bool) -> None:
     """Seed demo users in every region and their videos (idempotent)."""
     from reelm.demo import (
         DEMO_PASSWORD,
@@ -96,10 +101,13 @@ def demo(ctx: click.Context, policy: str | None) -> None:
     for handle, region in users:
         table.add_row(handle, region)
     console.print(table)
-    made = do_seed_demo_videos(
-        platform, settings, progress=lambda line: console.print(f"  video {line}", highlight=False)
-    )
-    console.print(f"{made} demo video(s) made" if made else "Demo videos already there")
+    if videos:
+        made = do_seed_demo_videos(
+            platform,
+            settings,
+            progress=lambda line: console.print(f"  video {line}", highlight=False),
+        )
+        console.print(f"{made} demo video(s) made" if made else "Demo videos already there")
     console.print(f"Demo password for every demo user: [bold]{DEMO_PASSWORD}[/bold]")
     for handle, operator, secret in do_seed_demo_staff(platform, settings):
         console.print(

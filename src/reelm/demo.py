@@ -188,10 +188,12 @@ DEMO_VIDEOS: list[DemoVideo] = [
 ]
 
 
-def _demo_user(platform: Platform, handle: str) -> CurrentUser:
+def _demo_user(platform: Platform, handle: str) -> CurrentUser | None:
+    """A demo user acting without a session (the seed runs on the server, not through a login)."""
     with platform.global_store.session() as g:
         entry = g.scalar(select(DirectoryEntry).where(DirectoryEntry.handle_key == handle))
-    assert entry is not None, handle
+    if entry is None:
+        return None
     return CurrentUser(
         user_id=entry.user_id, handle=entry.handle, region=entry.home_region, session_id="demo"
     )
@@ -226,6 +228,8 @@ def do_seed_demo_videos(
                 continue
             started = time.monotonic()
             user = _demo_user(platform, demo.handle)
+            if user is None:
+                continue
             clip = make_test_clip(
                 Path(tmp) / f"{n}.mp4",
                 seconds=demo.seconds,
@@ -307,9 +311,10 @@ def do_seed_demo_activity(platform: Platform) -> None:
     from reelm.social.schemas import CommentCreate
     from reelm.social.service import do_comment, do_follow, do_like
 
-    users = {h: _demo_user(platform, h) for h, *_ in DEMO_USERS}
+    users = {h: u for h, *_ in DEMO_USERS if (u := _demo_user(platform, h)) is not None}
     for follower, followee in DEMO_FOLLOWS:
-        do_follow(platform, users[follower], followee)
+        if follower in users and followee in users:
+            do_follow(platform, users[follower], followee)
     with platform.global_store.session() as g:
         videos = list(g.scalars(select(PublishedVideo).order_by(PublishedVideo.published_at)))
     first: dict[str, str] = {}
@@ -320,7 +325,7 @@ def do_seed_demo_activity(platform: Platform) -> None:
             if handle != v.creator_handle and (i + j) % 3 != 0:
                 do_like(platform, users[handle], v.id)
     for commenter, creator, text in DEMO_COMMENTS:
-        if creator not in first:
+        if creator not in first or commenter not in users:
             continue
         with platform.global_store.session() as g:
             said = g.scalar(

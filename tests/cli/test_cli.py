@@ -54,7 +54,7 @@ def test_policy_check_rejects_a_bad_policy_with_a_clear_message(tmp_path: Path, 
 
 
 def test_demo_then_scan_is_clean_and_a_planted_row_is_found(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
-    r = run("demo")
+    r = run("demo", "--no-videos")  # the demo videos have their own test (tests/test_demo.py)
     assert r.exit_code == 0, r.output
     assert "reelm-demo-password" in r.output
     listed = run("users", "list")
@@ -94,14 +94,14 @@ def test_demo_then_scan_is_clean_and_a_planted_row_is_found(tmp_path: Path, run)
 
 
 def test_demo_is_idempotent(run) -> None:  # type: ignore[no-untyped-def]
-    assert run("demo").exit_code == 0
-    again = run("demo")
+    assert run("demo", "--no-videos").exit_code == 0
+    again = run("demo", "--no-videos")
     assert again.exit_code == 0
     assert run("users", "list").output.count("│ ava ") == 1
 
 
 def test_demo_with_before_policy_keeps_everyone_in_sg(run) -> None:  # type: ignore[no-untyped-def]
-    r = run("demo", "--policy", "before-2020")
+    r = run("demo", "--policy", "before-2020", "--no-videos")
     assert r.exit_code == 0, r.output
     listed = run("users", "list").output
     assert "│ us " not in listed

@@ -169,7 +169,11 @@ def test_screenshots_of_each_main_page_at_phone_and_desktop_size(
         page.locator("#song-list .song", has_text="Neon Drift").get_by_role(
             "button", name="Use Neon Drift by Velvet Coupe"
         ).click()
-        page.get_by_label("Caption").fill("Night ride #skate #neon")
+        caption = page.get_by_label("Caption")
+        caption.press_sequentially("Night ride #sk")
+        page.locator(".tag-suggestions").get_by_role("button", name="#skate").click()
+        assert caption.input_value() == "Night ride #skate "
+        caption.press_sequentially("#neon")
         page.wait_for_function("() => document.querySelector('#preview-img').complete")
         page.evaluate("window.scrollTo(0, 0)")
         page.wait_for_timeout(400)
