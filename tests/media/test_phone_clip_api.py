@@ -155,7 +155,7 @@ def download_by_ranges(client: TestClient, token: str, url: str, target: Path) -
     return target
 
 
-def left_channel(path: Path) -> np.ndarray:  # type: ignore[type-arg]
+def left_channel(path: Path) -> np.ndarray:
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         assert stream.codec_context.name == "aac"
@@ -164,7 +164,7 @@ def left_channel(path: Path) -> np.ndarray:  # type: ignore[type-arg]
     return np.concatenate(parts)
 
 
-def band_energy(samples: np.ndarray, hz: float) -> float:  # type: ignore[type-arg]
+def band_energy(samples: np.ndarray, hz: float) -> float:
     """Mean power of `samples` at `hz` (a single-bin DFT over a Hann window)."""
     n = len(samples)
     window = np.hanning(n)
