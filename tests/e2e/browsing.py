@@ -67,13 +67,17 @@ def shoot(page: Page, name: str) -> Path:
     return path
 
 
-def add_song(platform: Platform, folder: Path, title: str, artist: str, freq: float) -> str:
+def add_song(
+    platform: Platform, folder: Path, title: str, artist: str, freq: float, territories: str = "*"
+) -> str:
     """A short catalog song (a tone), imported the way an operator imports one."""
     from reelm.media.synth import make_tone
     from reelm.sounds.service import do_import_song
 
     path = make_tone(folder / f"{title}.m4a", 8.0, freq)
-    return do_import_song(platform, path=path, title=title, artist=artist, genre="Test").id
+    return do_import_song(
+        platform, path=path, title=title, artist=artist, genre="Test", territories=territories
+    ).id
 
 
 def api_sign_up(base: str, handle: str, jurisdiction: str) -> str:

@@ -120,14 +120,13 @@ def video_page(
     video_id: str, request: Request, platform: PlatformDep, user: OptionalUserDep
 ) -> HTMLResponse:
     """One video at a shareable address, with Open Graph tags for link previews."""
-    video = media.get_public_video(platform, video_id)
-    sound = SongRead.of(sounds.get_song(platform, video.sound_id)) if video.sound_id else None
+    video = media.get_public_video(platform, video_id, user)
     return render(
         request,
         "video.html",
         user,
         video=video,
-        sound=sound,
+        sound=video.sound,
         creator=accounts.get_public_profile(platform, video.creator_handle),
         comments=social.list_comments(platform, user, video_id, limit=50),
         base_url=str(request.base_url).rstrip("/"),

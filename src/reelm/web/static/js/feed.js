@@ -2,12 +2,20 @@
 // For You comes from /api/v1/feed/for-you; where that is not served (or not to this visitor),
 // the page falls back to Following and to the videos of the trending sounds, newest first.
 import { ApiError, ago, api, compact, hue, renderCaption, signedIn, toast } from "./api.js";
-import { applyStates, move, start, wire } from "./player.js";
+import { applyStates, move, showLicence, start, wire } from "./player.js";
 
 const feed = document.getElementById("feed");
 const template = document.getElementById("slide-template");
 const seen = new Set();
 const soundCache = new Map();
+
+const licenceCache = new Map();
+function licence(videoId) {
+  if (!licenceCache.has(videoId)) {
+    licenceCache.set(videoId, api("GET", `/api/v1/videos/${encodeURIComponent(videoId)}`).catch(() => null));
+  }
+  return licenceCache.get(videoId);
+}
 
 function sound(id) {
   if (!soundCache.has(id)) soundCache.set(id, api("GET", `/api/v1/sounds/${encodeURIComponent(id)}`).catch(() => null));
@@ -99,21 +107,39 @@ function buildSlide({ video: v, reason }) {
   const disc = slide.querySelector(".disc");
   const discCover = slide.querySelector(".disc-cover");
   discCover.className = `disc-cover hue-${hue(v.sound_id ?? v.creator_handle)}`;
-  if (v.sound_id) {
-    const href = `/sound/${encodeURIComponent(v.sound_id)}`;
+  const showSound = (s) => {
+    const href = `/sound/${encodeURIComponent(s.id)}`;
     line.href = href;
     disc.href = href;
+    slide.querySelector(".sound-name").textContent = `${s.title} · ${s.artist}`;
+    disc.setAttribute("aria-label", `Sound: ${s.title} by ${s.artist}`);
+    if (s.cover_url) {
+      const img = document.createElement("img");
+      img.src = s.cover_url;
+      img.alt = "";
+      discCover.replaceChildren(img);
+    }
+  };
+  if (v.muted_notice) slide.dataset.mutedNotice = v.muted_notice;
+  if (v.sound) {
+    showSound(v.sound);
+  } else if (v.sound_id) {
+    // a list the server did not annotate: ask for this viewer's licence before any sound plays
+    slide.dataset.licence = "checking";
+    line.href = disc.href = `/sound/${encodeURIComponent(v.sound_id)}`;
     slide.querySelector(".sound-name").textContent = "Sound";
-    sound(v.sound_id).then((s) => {
-      if (!s) return;
-      slide.querySelector(".sound-name").textContent = `${s.title} · ${s.artist}`;
-      disc.setAttribute("aria-label", `Sound: ${s.title} by ${s.artist}`);
-      if (s.cover_url) {
-        const img = document.createElement("img");
-        img.src = s.cover_url;
-        img.alt = "";
-        discCover.replaceChildren(img);
+    licence(v.id).then(async (full) => {
+      if (full) {
+        if (full.muted_notice) slide.dataset.mutedNotice = full.muted_notice;
+        if (full.sound) showSound(full.sound);
+      } else {
+        // not readable as a public video (followers only): trust only a worldwide licence
+        const s = await sound(v.sound_id);
+        if (s) showSound(s);
+        if (!s?.worldwide) slide.dataset.mutedNotice = "This sound isn't available here, so the video plays without sound.";
       }
+      delete slide.dataset.licence;
+      showLicence(slide);
     });
   } else {
     line.href = profile;

@@ -58,9 +58,26 @@ function detach(slide) {
   video.load();
 }
 
+/** A video whose song is not licensed for this viewer plays muted, whatever the sound setting
+ *  (`muted_notice` from the server); one still being checked stays muted until it is known. */
+export function soundLocked(slide) {
+  return Boolean(slide.dataset.mutedNotice) || slide.dataset.licence === "checking";
+}
+
+export function showLicence(slide) {
+  const notice = slide.dataset.mutedNotice;
+  const banner = slide.querySelector(".licence-notice");
+  banner.hidden = !notice;
+  banner.querySelector(".licence-text").textContent = notice ?? "";
+  const button = slide.querySelector(".mute");
+  button.disabled = soundLocked(slide);
+  if (notice) button.setAttribute("aria-label", "Sound is not available for this video here");
+  if (slide === state.active) videoOf(slide).muted = !state.sound || soundLocked(slide);
+}
+
 function play(slide) {
   const video = videoOf(slide);
-  video.muted = !state.sound;
+  video.muted = !state.sound || soundLocked(slide);
   const started = video.play();
   slide.classList.remove("is-paused");
   started?.catch(() => {
@@ -86,10 +103,10 @@ function setSound(on) {
   state.sound = on;
   for (const slide of slides()) {
     const button = slide.querySelector(".mute");
-    button.setAttribute("aria-pressed", String(on));
-    button.setAttribute("aria-label", on ? "Mute" : "Turn sound on");
+    button.setAttribute("aria-pressed", String(on && !soundLocked(slide)));
+    if (!soundLocked(slide)) button.setAttribute("aria-label", on ? "Mute" : "Turn sound on");
   }
-  if (state.active) videoOf(state.active).muted = !on;
+  if (state.active) videoOf(state.active).muted = !on || soundLocked(state.active);
 }
 
 // which slide is on screen -------------------------------------------------------------------
@@ -357,6 +374,7 @@ export function wire(slide) {
   const button = slide.querySelector(".mute");
   button.setAttribute("aria-pressed", String(state.sound));
   button.setAttribute("aria-label", state.sound ? "Mute" : "Turn sound on");
+  showLicence(slide);
   observer.observe(slide);
 }
 
