@@ -89,6 +89,8 @@ def plan_cmd(ctx: click.Context, policy_file: Path) -> None:
               help="Users moved per batch.")  # fmt: skip
 @click.option("--rate", type=click.FloatRange(min=0.01), default=None,
               help="At most this many users per second (default: as fast as it goes).")  # fmt: skip
+@click.option("--clean-batch", type=click.IntRange(1), default=None,
+              help="Users whose source copies are deleted together (default: --batch).")  # fmt: skip
 @click.option("--drain", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="Seconds between a batch's flip and deleting its source copy.")  # fmt: skip
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
@@ -98,6 +100,7 @@ def run_cmd(
     ctx: click.Context,
     policy_file: Path | None,
     batch: int,
+    clean_batch: int | None,
     rate: float | None,
     drain: float,
     report_file: Path | None,
@@ -135,7 +138,10 @@ def run_cmd(
         try:
             result = do_run(
                 platform, settings, policy=policy,
-                options=RunOptions(batch=batch, rate=rate, drain=drain, progress=progress),
+                options=RunOptions(
+                    batch=batch, clean_batch=clean_batch, rate=rate, drain=drain,
+                    progress=progress,
+                ),
             )  # fmt: skip
         finally:
             platform.close()

@@ -18,16 +18,18 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, delete, select
 
-from reelm.carveout.manifest import _chunks, region_tables
+from reelm.carveout.manifest import _chunks, region_tables, tune_sqlite, with_blobs
 from reelm.residency.blobs import LocalBlobStore
 from reelm.residency.store import RegionStore
 
 Crash = Callable[[str], None]
+FSYNC_THREADS = 16
 
 
 def _no_crash(_name: str) -> None:
@@ -79,7 +81,9 @@ def _copy_sqlite(
     db = raw.driver_connection
     copied = 0
     try:
+        tune_sqlite(db)
         db.execute("ATTACH DATABASE ? AS carveout_src", (src_file,))
+        tune_sqlite(db, "carveout_src")
         try:
             db.execute("BEGIN IMMEDIATE")
             for chunk in _chunks(owners):
@@ -200,6 +204,8 @@ def delete_rows(store: RegionStore, owners: Sequence[str], *, crash: Crash = _no
         return 0
     deleted = 0
     with store.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            tune_sqlite(conn.connection.driver_connection)
         first = True
         for table in reversed(region_tables(store.engine)):
             for chunk in _chunks(owners):
@@ -229,7 +235,7 @@ def copy_blobs(
     count = size = 0
     written: list[Path] = []
     local = isinstance(source.blobs, LocalBlobStore) and isinstance(target.blobs, LocalBlobStore)
-    for owner in owners:
+    for owner in dict.fromkeys(with_blobs(source, owners) + with_blobs(target, owners)):
         keys = list(source.blobs.keys(f"{owner}/"))
         if local:  # temporary files of an attempt killed mid-copy
             assert isinstance(target.blobs, LocalBlobStore)
@@ -258,26 +264,35 @@ def copy_blobs(
             count += 1
             if count == 1:
                 crash("copy.blob_mid")
-    # durable before the journal says `copied`: the files, then the folders holding them
-    for path in written:
-        _fsync(path)
-    for folder in {p.parent for p in written}:
-        _fsync(folder)
+    # durable before the journal says `copied`: the files, then the folders holding them; the
+    # fsyncs run side by side, so the file system commits them together
+    with ThreadPoolExecutor(max_workers=FSYNC_THREADS) as pool:
+        list(pool.map(_fsync, written))
+        list(pool.map(_fsync, {p.parent for p in written}))
     return count, size
 
 
 def delete_blobs(store: RegionStore, owners: Sequence[str], *, crash: Crash = _no_crash) -> int:
-    """Delete every blob of `owners` in `store` (and the emptied folders); returns how many."""
+    """Delete every blob of `owners` in `store`, and their emptied folders; returns how many."""
     count = 0
-    for owner in owners:
-        for key in list(store.blobs.keys(f"{owner}/")):
-            store.blobs.delete(key)
-            count += 1
-            if count == 1:
-                crash("clean.blob_mid")
-        root = getattr(store.blobs, "root", None)
-        if isinstance(root, Path):
-            folder = root / owner
-            if folder.is_dir():
-                shutil.rmtree(folder, ignore_errors=True)
+    root = store.blobs.root if isinstance(store.blobs, LocalBlobStore) else None
+    for owner in with_blobs(store, owners):
+        if root is None:
+            for key in list(store.blobs.keys(f"{owner}/")):
+                store.blobs.delete(key)
+                count += 1
+                if count == 1:
+                    crash("clean.blob_mid")
+            continue
+        # one walk, deepest first: files, then the folders they leave empty
+        for folder, dirs, files in os.walk(root / owner, topdown=False):
+            for name in files:
+                os.unlink(os.path.join(folder, name))
+                if not name.startswith(".tmp-"):
+                    count += 1
+                    if count == 1:
+                        crash("clean.blob_mid")
+            for name in dirs:
+                os.rmdir(os.path.join(folder, name))
+        os.rmdir(root / owner)
     return count

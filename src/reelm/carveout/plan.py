@@ -91,9 +91,12 @@ def read_jurisdictions(platform: Platform, homes: dict[str, Home]) -> dict[str, 
     """user id → (home region, jurisdiction) of every active or moving user, read in their home
     region (a copy of a moving user's account in its target is not counted twice)."""
     out: dict[str, tuple[str, str]] = {}
+    accounts = Account.__table__
     for name, store in platform.regions.items():
-        with store.session() as s:
-            for owner, jurisdiction in s.execute(select(Account.owner_id, Account.jurisdiction)):
+        with store.engine.connect() as conn:
+            for owner, jurisdiction in conn.execute(
+                select(accounts.c.owner_id, accounts.c.jurisdiction)
+            ):
                 home = homes.get(owner)
                 if home is not None and home.region == name and home.state in (ACTIVE, MOVING):
                     out[owner] = (name, jurisdiction)

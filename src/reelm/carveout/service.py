@@ -32,20 +32,22 @@ import json
 import os
 import shutil
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
-from reelm.audit.entries import CarveOutMove, KeyDestruction
+from reelm.audit.entries import CarveOutMove, Entry, KeyDestruction
 from reelm.audit.log import MAX_PAGE, RegionLog, region_log
 from reelm.carveout import models as m
 from reelm.carveout.copy import copy_blobs, copy_rows, delete_blobs, delete_rows
 from reelm.carveout.crash import crash_point
-from reelm.carveout.manifest import Manifest, compute_manifests
+from reelm.carveout.logbook import record_batch
+from reelm.carveout.manifest import Manifest, compute_manifests, tune_sqlite
 from reelm.carveout.plan import check_policy_fits, select_users
 from reelm.config import Settings
 from reelm.db import GlobalModel, new_id, utcnow
@@ -84,6 +86,10 @@ class RunOptions:
     drain: float = 2.0
     """Seconds between a batch's flip and the deletion of its source copy: requests routed to
     the old home before the flip finish reading it."""
+    clean_batch: int | None = None
+    """Users whose source copies are deleted together (default: `batch`). Larger groups cost
+    less on databases whose rows are not clustered by user; the copies of flipped users wait
+    that much longer at the source (the residency scan names them meanwhile)."""
     progress: Callable[[Progress], None] | None = None
 
 
@@ -96,6 +102,7 @@ class RunResult:
     seconds: float
     report: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def repoint_tables() -> list[tuple[Table, str]]:
@@ -210,8 +217,13 @@ def do_run(
                 "No carve-out is in progress; start one with `reelm carveout run --policy NEW.toml`.",
                 code="no_carveout",
             )
+        t0 = time.perf_counter()
         run_id = start_run(platform, settings, policy)
-    return Mover(platform, settings, run_id, policy, options).run()
+        planned = time.perf_counter() - t0
+    mover = Mover(platform, settings, run_id, policy, options)
+    if running is None:
+        mover.timings["plan and journal"] += planned
+    return mover.run()
 
 
 class Mover:
@@ -238,13 +250,16 @@ class Mover:
         self.paced = 0
         self.progress = Progress(total=0)
         self.failed: list[str] = []
+        self._after: dict[tuple[str, str], str] = {}
+        self.timings: dict[str, float] = defaultdict(float)
+        """Seconds spent per phase (the benchmark reports them)."""
 
     # --- the journal -------------------------------------------------------------------------
 
     def _steps(self) -> dict[str, int]:
         from sqlalchemy import func
 
-        with self.platform.global_store.engine.connect() as g:
+        with self._global() as g:
             return {
                 step: int(n)
                 for step, n in g.execute(
@@ -266,11 +281,13 @@ class Mover:
             )
 
     def _step(self, users: Sequence[str], step: str) -> None:
-        with self.platform.global_store.engine.begin() as g:
+        with self._global(begin=True) as g:
             self._set_step(g, users, step)
 
     def _next_batch(self) -> tuple[str, str, list[tuple[str, str]]] | None:
-        with self.platform.global_store.engine.connect() as g:
+        """The next users to move, in user id order per (from, to) pair: a key-set page (after
+        the last user taken), so each page costs the same however far the run is."""
+        with self._global() as g:
             first = g.execute(
                 select(JOURNAL.c.from_region, JOURNAL.c.to_region)
                 .where(JOURNAL.c.run_id == self.run_id, JOURNAL.c.step.in_(PRE_FLIP))
@@ -279,18 +296,41 @@ class Mover:
             if first is None:
                 return None
             src, dst = first
-            rows = g.execute(
-                select(JOURNAL.c.user_id, JOURNAL.c.step)
-                .where(
-                    JOURNAL.c.run_id == self.run_id,
-                    JOURNAL.c.step.in_(PRE_FLIP),
-                    JOURNAL.c.from_region == src,
-                    JOURNAL.c.to_region == dst,
-                )
-                .order_by(JOURNAL.c.user_id)
-                .limit(self.options.batch)
-            ).all()
+            for after in (self._after.get((src, dst), ""), ""):
+                rows = g.execute(
+                    select(JOURNAL.c.user_id, JOURNAL.c.step)
+                    .where(
+                        JOURNAL.c.run_id == self.run_id,
+                        JOURNAL.c.user_id > after,
+                        JOURNAL.c.step.in_(PRE_FLIP),
+                        JOURNAL.c.from_region == src,
+                        JOURNAL.c.to_region == dst,
+                    )
+                    .order_by(JOURNAL.c.user_id)
+                    .limit(self.options.batch)
+                ).all()
+                if rows:
+                    break
+        self._after[(src, dst)] = rows[-1][0] if rows else ""
         return src, dst, [(u, s) for u, s in rows]
+
+    @contextmanager
+    def _global(self, *, begin: bool = False) -> Iterator[Connection]:
+        """A connection to the global database (in a transaction with `begin`), with the page
+        cache a run over many users needs on SQLite."""
+        engine = self.platform.global_store.engine
+        with engine.begin() if begin else engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                tune_sqlite(conn.connection.driver_connection)
+            yield conn
+
+    @contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] += time.perf_counter() - t0
 
     # --- the run -----------------------------------------------------------------------------
 
@@ -329,7 +369,7 @@ class Mover:
 
     def _queue_resumed(self) -> None:
         """Users a killed run left flipped or cleaned: finish them first (after the drain)."""
-        with self.platform.global_store.engine.connect() as g:
+        with self._global() as g:
             rows = g.execute(
                 select(JOURNAL.c.user_id, JOURNAL.c.from_region, JOURNAL.c.to_region)
                 .where(JOURNAL.c.run_id == self.run_id, JOURNAL.c.step.in_((m.FLIPPED, m.CLEANED)))
@@ -347,7 +387,7 @@ class Mover:
         """Users who need moving but are not in the journal yet (signed up under the old policy
         while the run went on): add them; True if there were any."""
         moves = select_users(self.platform, policy=self.policy)
-        with self.platform.global_store.engine.begin() as g:
+        with self._global(begin=True) as g:
             known = {
                 u
                 for (u,) in g.execute(
@@ -368,7 +408,8 @@ class Mover:
         at = dict(batch)
         planned = [u for u in users if at[u] == m.PLANNED]
         if planned:
-            marked, gone = self._mark(planned, src, dst)
+            with self._timed("mark"):
+                marked, gone = self._mark(planned, src, dst)
             for u in marked:
                 at[u] = m.MARKED
             for u in gone:
@@ -377,17 +418,19 @@ class Mover:
             crash_point("batch.marked")
         marked = [u for u in users if at[u] == m.MARKED]
         if marked:
-            wait_for_writers(source.engine)
+            with self._timed("fence"):
+                wait_for_writers(source.engine)
             crash_point("batch.fenced")
             self._copy(source, target, marked)
-            self._step(marked, m.COPIED)
+            with self._timed("journal"):
+                self._step(marked, m.COPIED)
             for u in marked:
                 at[u] = m.COPIED
             crash_point("batch.copied")
         copied = [u for u in users if at[u] == m.COPIED]
         if copied:
             roots, failed = self._verify(source, target, copied)
-            with self.platform.global_store.engine.begin() as g:
+            with self._timed("journal"), self._global(begin=True) as g:
                 for start in range(0, len(copied), 1000):
                     chunk = [u for u in copied[start : start + 1000] if u in roots]
                     if chunk:
@@ -409,7 +452,8 @@ class Mover:
             crash_point("batch.verified")
         verified = [u for u in users if at[u] == m.VERIFIED]
         if verified:
-            flipped = self._flip(src, dst, verified)
+            with self._timed("flip"):
+                flipped = self._flip(src, dst, verified)
             crash_point("batch.flipped")
             gone = [u for u in verified if u not in flipped]
             if gone:  # deleted while moving: drop the copy in T too
@@ -424,25 +468,21 @@ class Mover:
         """Directory `moving` for those still active in `src` (or already moving there from a
         killed attempt); the others left the plan (deleted meanwhile): skipped."""
         d = DIRECTORY.c
-        with self.platform.global_store.engine.begin() as g:
+        with self._global(begin=True) as g:
             marked: set[str] = set()
             for start in range(0, len(users), 1000):
                 chunk = users[start : start + 1000]
-                g.execute(
-                    update(DIRECTORY)
-                    .where(d.user_id.in_(chunk), d.state == ACTIVE, d.home_region == src)
-                    .values(state=MOVING, moving_to=dst)
-                )
                 marked.update(
-                    u
-                    for (u,) in g.execute(
-                        select(d.user_id).where(
+                    g.execute(
+                        update(DIRECTORY)
+                        .where(
                             d.user_id.in_(chunk),
-                            d.state == MOVING,
                             d.home_region == src,
-                            d.moving_to == dst,
+                            (d.state == ACTIVE) | ((d.state == MOVING) & (d.moving_to == dst)),
                         )
-                    )
+                        .values(state=MOVING, moving_to=dst)
+                        .returning(d.user_id)
+                    ).scalars()
                 )
             ok = [u for u in users if u in marked]
             gone = [u for u in users if u not in marked]
@@ -451,24 +491,29 @@ class Mover:
         return ok, gone
 
     def _copy(self, source: RegionStore, target: RegionStore, users: list[str]) -> None:
-        self.progress.rows += copy_rows(source, target, users, crash=crash_point)
+        with self._timed("copy rows"):
+            self.progress.rows += copy_rows(source, target, users, crash=crash_point)
         crash_point("copy.rows_done")
-        blobs, size = copy_blobs(source, target, users, crash=crash_point)
+        with self._timed("copy blobs"):
+            blobs, size = copy_blobs(source, target, users, crash=crash_point)
         self.progress.blobs += blobs
         self.progress.bytes += size
         crash_point("copy.blobs_done")
-        keys = source.keys.data_keys(users)
-        if keys:
-            target.keys.put_data_keys(keys)
+        with self._timed("re-wrap keys"):
+            keys = source.keys.data_keys(users)
+            if keys:
+                target.keys.put_data_keys(keys)
         crash_point("copy.keys_done")
 
     def _verify(
         self, source: RegionStore, target: RegionStore, users: list[str]
     ) -> tuple[dict[str, str], list[str]]:
         """Manifests on both sides; users whose copies differ are copied again once."""
-        mine = compute_manifests(source, users)
+        with self._timed("manifests (source)"):
+            mine = compute_manifests(source, users)
         crash_point("verify.source_done")
-        theirs = compute_manifests(target, users)
+        with self._timed("manifests (target)"):
+            theirs = compute_manifests(target, users)
         crash_point("verify.target_done")
         bad = [u for u in users if not _same(mine[u], theirs[u])]
         if bad:
@@ -482,7 +527,7 @@ class Mover:
         """Copies that would not verify: drop them and leave the users where they were."""
         self._drop_copy(target, users)
         d = DIRECTORY.c
-        with self.platform.global_store.engine.begin() as g:
+        with self._global(begin=True) as g:
             g.execute(
                 update(DIRECTORY)
                 .where(d.user_id.in_(users), d.state == MOVING, d.home_region == source.name)
@@ -500,27 +545,22 @@ class Mover:
     def _flip(self, src: str, dst: str, users: list[str]) -> list[str]:
         """Directory home `dst`, catalog rows repointed, journal `flipped`: one transaction."""
         d = DIRECTORY.c
-        with self.platform.global_store.engine.begin() as g:
+        with self._global(begin=True) as g:
             flipped: set[str] = set()
             for start in range(0, len(users), 1000):
                 chunk = users[start : start + 1000]
-                g.execute(
-                    update(DIRECTORY)
-                    .where(
-                        d.user_id.in_(chunk),
-                        d.state == MOVING,
-                        d.home_region == src,
-                        d.moving_to == dst,
-                    )
-                    .values(home_region=dst, state=ACTIVE, moving_to=None)
-                )
                 flipped.update(
-                    u
-                    for (u,) in g.execute(
-                        select(d.user_id).where(
-                            d.user_id.in_(chunk), d.home_region == dst, d.state == ACTIVE
+                    g.execute(
+                        update(DIRECTORY)
+                        .where(
+                            d.user_id.in_(chunk),
+                            d.state == MOVING,
+                            d.home_region == src,
+                            d.moving_to == dst,
                         )
-                    )
+                        .values(home_region=dst, state=ACTIVE, moving_to=None)
+                        .returning(d.user_id)
+                    ).scalars()
                 )
                 for table, column in repoint_tables():
                     g.execute(
@@ -535,19 +575,29 @@ class Mover:
     # --- after the drain: clean the source, log both sides ------------------------------------
 
     def _clean_due(self, *, wait: bool = False) -> None:
+        """Clean the flipped batches whose drain is over, merged per (from, to) into groups of
+        `clean_batch` users (deleting many users' rows in one transaction rewrites each page of
+        the source tables once, not once per batch); with `wait`, everything left."""
+        size = self.options.clean_batch or self.options.batch
+        due: dict[tuple[str, str], list[str]] = defaultdict(list)
         while self.cleanup:
             users, src, dst, flipped_at = self.cleanup[0]
-            due = flipped_at + self.options.drain - time.monotonic()
-            if due > 0:
+            left = flipped_at + self.options.drain - time.monotonic()
+            if left > 0:
                 if not wait:
-                    return
-                time.sleep(due)
+                    break
+                time.sleep(left)
             self.cleanup.popleft()
+            due[(src, dst)] += users
+        for (src, dst), users in due.items():
+            if len(users) < size and not wait:  # not enough yet: back in line, in order
+                self.cleanup.appendleft((users, src, dst, 0.0))
+                continue
             self._clean(users, src, dst)
 
     def _clean(self, users: list[str], src: str, dst: str) -> None:
         source, target = self.platform.regions[src], self.platform.regions[dst]
-        with self.platform.global_store.engine.connect() as g:
+        with self._global() as g:
             at = dict(
                 g.execute(
                     select(JOURNAL.c.user_id, JOURNAL.c.step).where(
@@ -557,19 +607,25 @@ class Mover:
             )
         flipped = [u for u in users if at.get(u) == m.FLIPPED]
         if flipped:
-            delete_rows(source, flipped, crash=crash_point)
+            with self._timed("delete rows at source"):
+                delete_rows(source, flipped, crash=crash_point)
             crash_point("clean.rows_done")
-            delete_blobs(source, flipped, crash=crash_point)
+            with self._timed("delete blobs at source"):
+                delete_blobs(source, flipped, crash=crash_point)
             crash_point("clean.blobs_done")
-            source.keys.destroy_data_keys(flipped)
+            with self._timed("destroy keys at source"):
+                source.keys.destroy_data_keys(flipped)
             crash_point("clean.keys_done")
-            self._step(flipped, m.CLEANED)
+            with self._timed("journal"):
+                self._step(flipped, m.CLEANED)
             self.fresh.update(flipped)
             crash_point("batch.cleaned")
         cleaned = [u for u in users if at.get(u) in (m.FLIPPED, m.CLEANED)]
         if cleaned:
-            self._log(source, target, cleaned)
-            self._step(cleaned, m.FINISHED)
+            with self._timed("audit logs"):
+                self._log(source, target, cleaned)
+            with self._timed("journal"):
+                self._step(cleaned, m.FINISHED)
             self.progress.done += len(cleaned)
             self._report_progress()
             crash_point("batch.done")
@@ -591,7 +647,7 @@ class Mover:
         return self._logged[region]
 
     def _log(self, source: RegionStore, target: RegionStore, users: list[str]) -> None:
-        with self.platform.global_store.engine.connect() as g:
+        with self._global() as g:
             roots = dict(
                 g.execute(
                     select(JOURNAL.c.user_id, JOURNAL.c.manifest_root).where(
@@ -606,8 +662,8 @@ class Mover:
         out_log, in_log = self.logs[source.name], self.logs[target.name]
         skip_out = self._already_logged(source.name) if resumed else set()
         skip_in = self._already_logged(target.name) if resumed else set()
-        out_entries: list[Any] = []
-        in_entries: list[Any] = []
+        out_entries: list[tuple[type[Entry], dict[str, Any]]] = []
+        in_entries: list[tuple[type[Entry], dict[str, Any]]] = []
         for u in users:
             common = {
                 "run_id": self.run_id,
@@ -618,18 +674,19 @@ class Mover:
             }
             s_out, s_in = out_log.pseudonym(u), in_log.pseudonym(u)
             if ("out", s_out) not in skip_out:
-                out_entries.append(CarveOutMove(subject=s_out, direction="out", **common))
+                out_entries.append((CarveOutMove, {"subject": s_out, "direction": "out", **common}))
             if u in digests and ("key", s_out) not in skip_out:
                 out_entries.append(
-                    KeyDestruction(subject=s_out, key_digest=digests[u], reason="carve_out")
+                    (
+                        KeyDestruction,
+                        {"subject": s_out, "key_digest": digests[u], "reason": "carve_out"},
+                    )
                 )
             if ("in", s_in) not in skip_in:
-                in_entries.append(CarveOutMove(subject=s_in, direction="in", **common))
-        if out_entries:
-            out_log.record_now(*out_entries)
+                in_entries.append((CarveOutMove, {"subject": s_in, "direction": "in", **common}))
+        record_batch(out_log, out_entries)
         crash_point("log.source_done")
-        if in_entries:
-            in_log.record_now(*in_entries)
+        record_batch(in_log, in_entries)
         crash_point("log.target_done")
 
     # --- the end -------------------------------------------------------------------------------
@@ -640,7 +697,8 @@ class Mover:
         report: str | None = None
         if not failed:
             crash_point("run.before_activate")
-            do_activate_policy(self.platform, self.policy, actor="reelm-carveout")
+            with self._timed("activate policy"):
+                do_activate_policy(self.platform, self.policy, actor="reelm-carveout")
             write_policy_file(
                 self.settings,
                 policy=str(run_dir(self.settings, self.run_id) / "policy.toml"),
@@ -650,15 +708,16 @@ class Mover:
             crash_point("run.activated")
         from reelm.carveout.report import do_report
 
-        report = do_report(self.platform, self.settings, self.run_id)
-        with self.platform.global_store.engine.begin() as g:
+        with self._timed("verify and report"):
+            report = do_report(self.platform, self.settings, self.run_id)
+        with self._global(begin=True) as g:
             g.execute(
                 update(RUNS)
                 .where(RUNS.c.id == self.run_id)
                 .values(state=m.FAILED if failed else m.DONE, finished_at=utcnow(), report=report)
             )
         crash_point("run.reported")
-        with self.platform.global_store.engine.connect() as g:
+        with self._global() as g:
             failed_users = [
                 u
                 for (u,) in g.execute(
@@ -675,6 +734,7 @@ class Mover:
             seconds=time.monotonic() - self.started,
             report=report,
             counts=steps,
+            timings=dict(self.timings),
         )
 
 
