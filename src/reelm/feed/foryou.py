@@ -15,8 +15,8 @@ import random
 import threading
 import time
 import weakref
-from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import ChainMap, OrderedDict, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -46,10 +46,10 @@ MAIN_SIZE = 300
 EXPLORE_SIZE = 100
 POSITIVES = 200  # the viewer's most recent positive records read to build a session
 # how many candidates each source contributes to a session (a session serves ~50 items; these
-# bound the cost of building one, about 400 candidates)
-TOP_TAGS, PER_TAG, TOP_SOUNDS, PER_SOUND = 6, 25, 2, 20
-NEIGHBOUR_SEEDS, NEIGHBOURS_EACH = 20, 8
-TRENDING_TAKE, FOLLOWING_TAKE, FRESH_TAKE, EXPLORE_TAKE = 100, 60, 50, 80
+# bound the cost of building one, about 250 candidates)
+TOP_TAGS, PER_TAG, TOP_SOUNDS, PER_SOUND = 6, 15, 2, 12
+NEIGHBOUR_SEEDS, NEIGHBOURS_EACH = 20, 6
+TRENDING_TAKE, FOLLOWING_TAKE, FRESH_TAKE, EXPLORE_TAKE = 60, 40, 30, 50
 KIND_WEIGHT = {"share": 3.0, "like": 2.0, "save": 2.0, "complete": 1.0}
 KIND_VERB = {"share": "shared", "like": "liked", "save": "saved", "complete": "watched"}
 INTEREST_WEIGHT = 1.5
@@ -275,11 +275,13 @@ class DbCatalog:
 
     def __init__(self, platform: Platform, pools: list[Pools]) -> None:
         self.platform = platform
-        self.table: dict[str, Any] = {}
-        self.table_tags: dict[str, list[str]] = {}
-        for p in pools:
-            self.table.update(p.videos)
-            self.table_tags.update(p.video_tags)
+        # the regions' copies, looked up in turn (not merged: they hold the whole catalogue)
+        self.table: Mapping[str, Any] = (
+            pools[0].videos if len(pools) == 1 else ChainMap(*(p.videos for p in pools))
+        )
+        self.table_tags: Mapping[str, list[str]] = (
+            pools[0].video_tags if len(pools) == 1 else ChainMap(*(p.video_tags for p in pools))
+        )
         self.extra: dict[str, VideoRow] = {}
 
     def videos(self, ids: Iterable[str]) -> dict[str, VideoRow]:
