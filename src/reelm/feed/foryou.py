@@ -42,6 +42,7 @@ MAX_PAGE = 50
 FINISHED_DAYS = 7
 SESSION_SECONDS = 15 * 60  # how long a session's ranked list is kept
 MAX_SESSIONS = 20_000  # per process; the least recently used go first
+UNTRAINED_POOL_SECONDS = 30.0
 MAIN_SIZE = 300
 EXPLORE_SIZE = 100
 POSITIVES = 200  # the viewer's most recent positive records read to build a session
@@ -251,8 +252,14 @@ def _pools(platform: Platform, region: str) -> tuple[ForYouModel | None, Pools]:
     model = load_model(platform.region(region))
     if model is not None:
         return model, model.pools
-    # before the region's first training: the same pools, computed now (slow on a big catalogue)
-    return None, compute_pools(platform, region)
+    # before the region's first training: the same pools, computed here and kept for
+    # UNTRAINED_POOL_SECONDS (computing them reads the whole catalogue)
+    cache = _cache(platform)
+    with cache.pools_lock:
+        kept = cache.pools.get(region)
+        if kept is None or time.monotonic() - kept[0] > UNTRAINED_POOL_SECONDS:
+            kept = cache.pools[region] = (time.monotonic(), compute_pools(platform, region))
+    return None, kept[1]
 
 
 class CatalogReader(Protocol):
@@ -514,6 +521,8 @@ class SessionCache:
     def __init__(self) -> None:
         self._items: OrderedDict[tuple[str, int], FeedSession] = OrderedDict()
         self._lock = threading.Lock()
+        self.pools: dict[str, tuple[float, Pools]] = {}  # regions without a trained model yet
+        self.pools_lock = threading.Lock()
 
     def get(self, key: tuple[str, int]) -> FeedSession | None:
         with self._lock:
@@ -549,7 +558,7 @@ def _cache(platform: Platform) -> SessionCache:
 
 
 def forget_sessions(platform: Platform) -> None:
-    """Drop every cached session of this process (tests; after a retrain if wanted)."""
+    """Drop every cached session and untrained-region pool of this process (tests)."""
     with _CACHES_LOCK:
         _CACHES.pop(platform, None)
 
