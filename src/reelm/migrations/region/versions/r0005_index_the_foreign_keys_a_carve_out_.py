@@ -7,10 +7,8 @@ Create Date: 2026-11-23 19:17:34.240493
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
 
-import reelm.db
 
 revision: str = 'r0005'
 down_revision: str | None = 'r0010'
