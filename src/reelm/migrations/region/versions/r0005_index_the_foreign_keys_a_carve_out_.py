@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 from alembic import op
 
-
 revision: str = 'r0005'
 down_revision: str | None = 'r0010'
 branch_labels: str | Sequence[str] | None = None
