@@ -592,7 +592,7 @@ def _average(r: Run) -> float:
 GAP = """The gap, honestly: both targets are missed. A For You request costs the server several times
 what the bare endpoint does; the table above shows why — session auth (a session lookup in the
 token's region plus a Directory read, since carve-outs) and the first page of each session
-(gathering and ranking ~400 candidates in Python) dominate, while a later page (fresh viewer state
+(gathering and ranking ~250 candidates in Python) dominate, while a later page (fresh viewer state
 in one query per region, one catalogue read for the picked items) is cheap. Following, which does
 much less, lands at about the same share of the bare endpoint, so the shared per-request cost
 (auth, FastAPI's thread pool with 32 requests contending for one interpreter, serialisation) is
