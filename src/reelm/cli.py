@@ -166,12 +166,11 @@ def worker(ctx: click.Context, regions: tuple[str, ...], workers: int) -> None:
     import logging
 
     from reelm.media.service import requeue_unfinished
-    from reelm.media.tasks import bind, task_for
+    from reelm.media.tasks import task_for
     from reelm.residency.service import open_platform
 
     settings = _settings(ctx)
     platform = open_platform(settings)
-    bind(platform, settings)
     names = list(regions) or list(platform.regions)
     if len(names) != 1:
         procs = [_spawn_worker(settings, n, workers=workers) for n in names]

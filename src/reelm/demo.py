@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -88,6 +90,16 @@ def do_seed_demo_staff(platform: Platform, settings: Settings) -> list[tuple[str
 
 
 # --- demo videos --------------------------------------------------------------------------------
+
+
+T = TypeVar("T")
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even when this thread already runs an event
+    loop (a caller inside an async server or a browser-test session): in a thread of its own."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @dataclass(frozen=True)
@@ -240,7 +252,7 @@ def do_seed_demo_videos(
             upload = do_create_upload(
                 platform, settings, user, size=clip.stat().st_size, filename=f"{demo.handle}.mp4"
             )
-            asyncio.run(
+            _run_coroutine(
                 do_append_upload(
                     platform, settings, user, upload.id, offset=0, chunks=_chunks(clip)
                 )

@@ -37,9 +37,6 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.state.login_limiter = LoginRateLimiter.from_settings(settings)
     app.state.templates = make_templates()
     app.add_middleware(SecurityMiddleware, settings=settings)
-    from reelm.media.tasks import bind
-
-    bind(app.state.platform, settings)  # jobs enqueued by this process run against this platform
 
     @app.exception_handler(ReelmError)
     async def reelm_error(_request: Request, exc: ReelmError) -> JSONResponse:
