@@ -406,3 +406,20 @@ def test_the_region_worker_schedules_periodic_training(
     every = settings.feed_train_minutes
     due = task.huey.read_periodic(datetime(2026, 1, 1, 0, every * (60 // every - 1) % 60))
     assert [t.name for t in due] == ["train_feed_model"]
+
+
+def test_followed_creators_videos_come_from_the_trained_copy_and_from_after_the_training(
+    platform: Platform, settings: Settings, user: Callable[..., User]
+) -> None:
+    _, _, ava = user("ava", "US")
+    cid, cregion, _ = user("maker", "SG")
+    for i in range(4):  # other creators, so the diversity rule can space maker's videos
+        oid, oregion, _ = user(f"other{i}", "US")
+        make_video(platform, owner_id=oid, region=oregion, caption=f"other {i}")
+    before = make_video(platform, owner_id=cid, region=cregion, visibility="followers")
+    social.do_follow(platform, ava, "maker")
+    for region in platform.regions:
+        train_region(platform, region)
+    after = make_video(platform, owner_id=cid, region=cregion, visibility="followers")
+    reasons = {vid: reason for vid, reason, _ in walk(platform, settings, ava)}
+    assert reasons[before] == reasons[after] == "You follow @maker"

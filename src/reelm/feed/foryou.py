@@ -173,6 +173,17 @@ def followed_videos(platform: Platform, follows: set[str]) -> list[VideoRow]:
     return list(reads.catalog_rows(reads.run(platform.global_store.engine, sql, creators)))
 
 
+def followed_since(platform: Platform, follows: set[str], after: datetime) -> list[VideoRow]:
+    engine = platform.global_store.engine
+    creators = list(follows)[:5000]
+    sql = (
+        f"SELECT {reads.CATALOG_COLUMNS} FROM catalog_videos "
+        f"WHERE published_at > ? AND creator_id IN ({reads.marks(len(creators))}) "
+        f"ORDER BY published_at DESC LIMIT {FOLLOWING_TAKE}"
+    )
+    return list(reads.catalog_rows(reads.run(engine, sql, [reads.when(engine, after), *creators])))
+
+
 def fresh_public_videos(platform: Platform, after: datetime) -> list[VideoRow]:
     """Public videos published after the last training, so they can be discovered at once."""
     engine = platform.global_store.engine
@@ -280,8 +291,12 @@ class DbCatalog:
     itself for what they do not hold (videos newer than the training, followed creators' latest
     videos, old videos the viewer engaged with)."""
 
-    def __init__(self, platform: Platform, pools: list[Pools]) -> None:
+    def __init__(
+        self, platform: Platform, pools: list[Pools], trained: list[datetime] | None = None
+    ) -> None:
         self.platform = platform
+        self.pools = pools
+        self.trained = trained or []  # when each region's copy was taken (none: untrained)
         # the regions' copies, looked up in turn (not merged: they hold the whole catalogue)
         self.table: Mapping[str, Any] = (
             pools[0].videos if len(pools) == 1 else ChainMap(*(p.videos for p in pools))
@@ -314,7 +329,17 @@ class DbCatalog:
         return out
 
     def followed(self, creators: set[str]) -> list[VideoRow]:
-        rows = followed_videos(self.platform, creators)
+        """The newest videos of followed creators: those of the training's copy, and those
+        published since, read from the catalogue (an index range on `published_at`)."""
+        if not self.trained:
+            rows = followed_videos(self.platform, creators)
+        else:
+            rows = followed_since(self.platform, creators, min(self.trained))
+            for c in creators:
+                for p in self.pools:
+                    rows += [p.videos[v] for v in p.by_creator.get(c, ()) if v in p.videos]
+            rows.sort(key=lambda r: r.published_at, reverse=True)
+            rows = rows[:FOLLOWING_TAKE]
         self.extra.update((r.id, r) for r in rows)
         return rows
 
@@ -333,7 +358,13 @@ def build_session(
     loaded = [_pools(platform, r) for r in regions]
     positives = viewer_positives(platform, me) if me is not None else []
     return rank_session(
-        DbCatalog(platform, [pools for _, pools in loaded]),
+        DbCatalog(
+            platform,
+            [pools for _, pools in loaded],
+            [m.trained_at for m, _ in loaded if m is not None]
+            if all(m is not None for m, _ in loaded)
+            else None,
+        ),
         loaded,
         positives=positives,
         state=state,

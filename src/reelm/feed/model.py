@@ -58,6 +58,7 @@ TRENDING_SIZE = 500
 EXPLORE_DAYS = 14
 EXPLORE_SIZE = 500
 POOL_SIZE = 50  # videos kept per hashtag and per sound
+PER_CREATOR = 20  # newest videos kept per creator (the Following source of For You)
 MAX_POOLED_TAGS = 5000
 
 Float32s = npt.NDArray[np.float32]
@@ -254,8 +255,9 @@ class Pools:
     explore: list[str]  # fresh, little-seen public videos
     hashtags: dict[str, list[str]]  # hashtag → its best public videos
     sounds: dict[str, list[str]]  # sound → its best public videos
-    videos: dict[str, VideoInfo] = field(default_factory=dict)  # the public catalogue, copied
+    videos: dict[str, VideoInfo] = field(default_factory=dict)  # the catalogue, copied
     video_tags: dict[str, list[str]] = field(default_factory=dict)  # video → its hashtags
+    by_creator: dict[str, list[str]] = field(default_factory=dict)  # creator → newest videos
 
 
 def region_aggregates(
@@ -309,12 +311,14 @@ class CatalogPools:
     popular: dict[str, float]
     videos: dict[str, VideoInfo]
     video_tags: dict[str, list[str]]
+    by_creator: dict[str, list[str]]
 
 
 def catalog_pools(platform: Platform, now: datetime, trending: dict[str, float]) -> CatalogPools:
-    """Exploration pool, hashtag and sound pools, the catalogue's popular videos and a copy of
-    the public catalogue, all from the PublicCatalog (public videos only; followers-only ones
-    reach feeds only from followed creators, read fresh)."""
+    """Exploration pool, hashtag and sound pools, the catalogue's popular videos, each creator's
+    newest videos and a copy of the catalogue's rows, all from the PublicCatalog. Pools hold
+    public videos only; followers-only ones reach a feed only through the creator's newest videos,
+    for viewers whose follow is active (checked afresh on every page)."""
     v = PublishedVideo
     public = v.visibility == "public"
     with platform.global_store.session() as g:
@@ -341,13 +345,12 @@ def catalog_pools(platform: Platform, now: datetime, trending: dict[str, float])
                 select(
                     v.id, v.creator_id, v.creator_handle, v.sound_id, v.visibility,
                     v.published_at, v.like_count, v.comment_count, v.share_count, v.view_count,
-                ).where(public)
+                )
             )
         }  # fmt: skip
+        # every published video's hashtags (pools keep public videos only: see rank_pools)
         tags = g.execute(
-            select(VideoTag.value, VideoTag.video_id)
-            .join(v, v.id == VideoTag.video_id)
-            .where(VideoTag.kind == "hashtag", public)
+            select(VideoTag.value, VideoTag.video_id).where(VideoTag.kind == "hashtag")
         ).all()
     video_tags: dict[str, list[str]] = defaultdict(list)
     for tag, vid in tags:
@@ -356,9 +359,17 @@ def catalog_pools(platform: Platform, now: datetime, trending: dict[str, float])
         (x.id, x.sound_id, x.like_count, x.comment_count, x.share_count, x.view_count,
          x.published_at)
         for x in videos.values()
+        if x.visibility == "public"
     ]  # fmt: skip
     hashtags, sounds, popular = rank_pools(rows, tags, trending, now)
-    return CatalogPools(explore, hashtags, sounds, popular, videos, dict(video_tags))
+    by_creator: dict[str, list[VideoInfo]] = defaultdict(list)
+    for x in videos.values():
+        by_creator[x.creator_id].append(x)
+    newest = {
+        c: [x.id for x in sorted(xs, key=lambda x: x.published_at, reverse=True)[:PER_CREATOR]]
+        for c, xs in by_creator.items()
+    }
+    return CatalogPools(explore, hashtags, sounds, popular, videos, dict(video_tags), newest)
 
 
 def rank_pools(
@@ -422,7 +433,9 @@ def compute_pools(platform: Platform, region: str, now: datetime | None = None) 
     trending, completion = region_aggregates(platform.region(region), now)
     c = catalog_pools(platform, now, trending)
     trending = merge_trending(trending, c.popular)
-    return Pools(trending, completion, c.explore, c.hashtags, c.sounds, c.videos, c.video_tags)
+    return Pools(
+        trending, completion, c.explore, c.hashtags, c.sounds, c.videos, c.video_tags, c.by_creator
+    )
 
 
 # ---- the artefact ----------------------------------------------------------------------------
@@ -504,6 +517,7 @@ def save_model(model: ForYouModel, path: Path) -> None:
     items = model.items
     vids = list(p.videos.values())
     vt_keys, vt_offsets, vt_values = _flatten({x.id: p.video_tags.get(x.id, []) for x in vids})
+    creator_keys, creator_offsets, creator_values = _flatten(p.by_creator)
     arrays: dict[str, Any] = {
         "meta": np.array(
             json.dumps(
@@ -542,6 +556,9 @@ def save_model(model: ForYouModel, path: Path) -> None:
         ).reshape(-1, 4),
         "v_tag_offsets": vt_offsets,
         "v_tag_values": _strings(vt_values),
+        "creator_keys": _strings(creator_keys),
+        "creator_offsets": creator_offsets,
+        "creator_values": _strings(creator_values),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
@@ -589,6 +606,9 @@ def read_model(path: Path) -> ForYouModel:
             )
         }  # fmt: skip
         pools.video_tags = _unflatten(v_ids, z["v_tag_offsets"], z["v_tag_values"].tolist())
+        pools.by_creator = _unflatten(
+            z["creator_keys"].tolist(), z["creator_offsets"], z["creator_values"].tolist()
+        )
     trained_at = datetime.fromisoformat(meta["trained_at"]).astimezone(UTC)
     return ForYouModel(meta["region"], trained_at, items, pools, meta["stats"])
 
