@@ -18,14 +18,8 @@ from carveout_seed import Seeded
 from helpers import row_count
 from reelm import migrations
 from reelm.audit.checkpoint import Signer
-from reelm.carveout.handover import (
-    BundleInvalid,
-    do_export,
-    do_finish_export,
-    do_import,
-    public_text,
-    recipient_key,
-)
+from reelm.carveout.bundle import BundleInvalid, public_text, recipient_key
+from reelm.carveout.handover import do_export, do_finish_export, do_import
 from reelm.carveout.manifest import compute_manifests
 from reelm.carveout.report import ReportInvalid, operator_signer, verify_report
 from reelm.carveout.verify import do_check

@@ -252,7 +252,7 @@ def key_cmd(ctx: click.Context, name: str | None) -> None:
 def recipient_key_cmd(ctx: click.Context) -> None:
     """Print this deployment's public key for receiving hand-over bundles (created at first
     use); give it to the operator who will export to you."""
-    from reelm.carveout.handover import public_text, recipient_key
+    from reelm.carveout.bundle import public_text, recipient_key
 
     click.echo(public_text(recipient_key(_settings(ctx)).public_key()))
 

@@ -12,25 +12,32 @@ instead of writing entries a verifier would read differently.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from reelm.audit.entries import ENTRY_VERSION, Entry, canonical_json
 from reelm.audit.log import RegionLog, append_leaves
 from reelm.db import utcnow
 
-_PLAIN = re.compile(r"[ -!#-\[\]-~]*")
-"""Printable ASCII without `"` and `\\`: JSON writes such a string as it is, between quotes."""
+
+@lru_cache(maxsize=32)
+def _template(keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(keys))
+
+
+def _plain(value: str) -> bool:
+    """Printable ASCII without `"` and `\\`: JSON writes such a string as it is, in quotes."""
+    return value.isascii() and value.isprintable() and '"' not in value and "\\" not in value
 
 
 def _canonical(value: dict[str, Any]) -> bytes:
     """`canonical_json(value)` for a flat object of plain strings and integers (every carve-out
     entry, once validated: identifiers, hashes, pseudonyms), without the general encoder."""
     parts = []
-    for key in sorted(value):
+    for key in _template(tuple(value)):
         v = value[key]
-        if isinstance(v, str) and _PLAIN.fullmatch(v):
+        if isinstance(v, str) and _plain(v):
             parts.append(f'"{key}":"{v}"')
         elif type(v) is int:
             parts.append(f'"{key}":{v}')

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
 from reelm.accounts.models import Account
 from reelm.carveout.manifest import _chunks, region_tables
 from reelm.errors import InvalidInput
-from reelm.residency.models import ACTIVE, MOVING
+from reelm.residency.models import ACTIVE, MOVING, DirectoryEntry
 from reelm.residency.policy import ResidencyPolicy
 from reelm.residency.service import active_policy_hash
 from reelm.residency.store import Home, Platform
@@ -87,19 +88,25 @@ def check_policy_fits(platform: Platform, policy: ResidencyPolicy) -> None:
                 )
 
 
-def read_jurisdictions(platform: Platform, homes: dict[str, Home]) -> dict[str, tuple[str, str]]:
-    """user id → (home region, jurisdiction) of every active or moving user, read in their home
-    region (a copy of a moving user's account in its target is not counted twice)."""
+def read_jurisdictions(
+    platform: Platform, homes: dict[str, Home], *, only: bool = False
+) -> dict[str, tuple[str, str]]:
+    """user id → (home region, jurisdiction) of every active or moving user of `homes`, read in
+    their home region (a copy of a moving user's account in its target is not counted twice).
+    `only`: read just the accounts of `homes` (a few), not every account of every region."""
     out: dict[str, tuple[str, str]] = {}
     accounts = Account.__table__
     for name, store in platform.regions.items():
+        query = select(accounts.c.owner_id, accounts.c.jurisdiction)
+        wanted = [u for u, h in homes.items() if h.region == name] if only else None
         with store.engine.connect() as conn:
-            for owner, jurisdiction in conn.execute(
-                select(accounts.c.owner_id, accounts.c.jurisdiction)
-            ):
-                home = homes.get(owner)
-                if home is not None and home.region == name and home.state in (ACTIVE, MOVING):
-                    out[owner] = (name, jurisdiction)
+            chunks = _chunks(wanted) if wanted is not None else iter([None])
+            for chunk in chunks:
+                q = query if chunk is None else query.where(accounts.c.owner_id.in_(chunk))
+                for owner, jurisdiction in conn.execute(q):
+                    home = homes.get(owner)
+                    if home is not None and home.region == name and home.state in (ACTIVE, MOVING):
+                        out[owner] = (name, jurisdiction)
     return out
 
 
@@ -108,14 +115,28 @@ def select_users(
     *,
     policy: ResidencyPolicy | None = None,
     jurisdictions: Iterable[str] | None = None,
+    since: datetime | None = None,
 ) -> dict[str, tuple[str, str, str]]:
     """user id → (from region, to region, jurisdiction) of the users who move: those whose home
     differs from `policy`'s assignment, or whose jurisdiction is one of `jurisdictions` (a
-    hand-over: `to` is then empty)."""
+    hand-over: `to` is then empty). `since`: only users who signed up from then on (those a
+    running carve-out has not seen)."""
     homes = platform.directory.all_homes()
+    if since is not None:
+        with platform.global_store.session() as g:
+            recent = set(
+                g.scalars(
+                    select(DirectoryEntry.user_id).where(
+                        DirectoryEntry.created_at >= since - timedelta(minutes=1)
+                    )
+                )
+            )
+        homes = {u: h for u, h in homes.items() if u in recent}
     wanted = {j.upper() for j in jurisdictions} if jurisdictions is not None else None
     out: dict[str, tuple[str, str, str]] = {}
-    for user, (region, jurisdiction) in read_jurisdictions(platform, homes).items():
+    for user, (region, jurisdiction) in read_jurisdictions(
+        platform, homes, only=since is not None
+    ).items():
         if wanted is not None:
             if jurisdiction in wanted:
                 out[user] = (region, "", jurisdiction)

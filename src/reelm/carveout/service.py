@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, text, update
 
 from reelm.audit.entries import CarveOutMove, Entry, KeyDestruction
 from reelm.audit.log import MAX_PAGE, RegionLog, region_log
@@ -244,7 +244,11 @@ class Mover:
         self.options = options
         self.logs = {name: region_log(settings, store) for name, store in platform.regions.items()}
         self.cleanup: deque[tuple[list[str], str, str, float]] = deque()
-        self.fresh: set[str] = set()  # users cleaned by this process: surely not logged yet
+        self.resumed: set[str] = set()  # flipped before this process: maybe logged already
+        with platform.global_store.session() as g:
+            run = g.get(m.CarveOutRun, run_id)
+            assert run is not None
+            self.run_started = run.started_at
         self._logged: dict[str, set[tuple[str, str]]] | None = None
         self.started = time.monotonic()
         self.paced = 0
@@ -278,6 +282,31 @@ class Mover:
                     JOURNAL.c.user_id.in_(users[start : start + 1000]),
                 )
                 .values(step=step, updated_at=utcnow())
+            )
+
+    def _set_roots(self, g: Connection, roots: dict[str, str]) -> None:
+        """Journal `verified` with each user's manifest root: one statement per thousand users
+        (PostgreSQL: the pairs as two arrays; SQLite, in process: an executemany)."""
+        pairs = sorted(roots.items())
+        for start in range(0, len(pairs), 1000):
+            chunk = pairs[start : start + 1000]
+            if g.dialect.name == "postgresql":
+                g.execute(
+                    text(
+                        "UPDATE carveout_users AS j SET step = :step, manifest_root = v.root, "
+                        "updated_at = :now FROM unnest(CAST(:users AS text[]), "
+                        "CAST(:roots AS text[])) AS v(user_id, root) "
+                        "WHERE j.run_id = :run AND j.user_id = v.user_id"
+                    ),
+                    {"step": m.VERIFIED, "now": utcnow(), "run": self.run_id,
+                     "users": [u for u, _ in chunk], "roots": [r for _, r in chunk]},
+                )  # fmt: skip
+                continue
+            g.execute(
+                update(JOURNAL)
+                .where(JOURNAL.c.run_id == self.run_id, JOURNAL.c.user_id == _bind("u"))
+                .values(step=m.VERIFIED, manifest_root=_bind("root"), updated_at=utcnow()),
+                [{"u": u, "root": r} for u, r in chunk],
             )
 
     def _step(self, users: Sequence[str], step: str) -> None:
@@ -379,6 +408,7 @@ class Mover:
         for user, src, dst in rows:
             groups.setdefault((src, dst), []).append(user)
         now = time.monotonic()
+        self.resumed.update(u for users in groups.values() for u in users)
         for (src, dst), users in groups.items():
             for start in range(0, len(users), self.options.batch):
                 self.cleanup.append((users[start : start + self.options.batch], src, dst, now))
@@ -386,7 +416,7 @@ class Mover:
     def _add_stragglers(self) -> bool:
         """Users who need moving but are not in the journal yet (signed up under the old policy
         while the run went on): add them; True if there were any."""
-        moves = select_users(self.platform, policy=self.policy)
+        moves = select_users(self.platform, policy=self.policy, since=self.run_started)
         with self._global(begin=True) as g:
             known = {
                 u
@@ -422,8 +452,7 @@ class Mover:
                 wait_for_writers(source.engine)
             crash_point("batch.fenced")
             self._copy(source, target, marked)
-            with self._timed("journal"):
-                self._step(marked, m.COPIED)
+            # not journaled: after a crash the copy is simply made again (it replaces)
             for u in marked:
                 at[u] = m.COPIED
             crash_point("batch.copied")
@@ -431,20 +460,7 @@ class Mover:
         if copied:
             roots, failed = self._verify(source, target, copied)
             with self._timed("journal"), self._global(begin=True) as g:
-                for start in range(0, len(copied), 1000):
-                    chunk = [u for u in copied[start : start + 1000] if u in roots]
-                    if chunk:
-                        g.execute(
-                            update(JOURNAL)
-                            .where(
-                                JOURNAL.c.run_id == self.run_id,
-                                JOURNAL.c.user_id == _bind("u"),
-                            )
-                            .values(
-                                step=m.VERIFIED, manifest_root=_bind("root"), updated_at=utcnow()
-                            ),
-                            [{"u": u, "root": roots[u]} for u in chunk],
-                        )
+                self._set_roots(g, roots)
             for u in copied:
                 at[u] = m.VERIFIED if u in roots else m.USER_FAILED
             if failed:
@@ -486,7 +502,8 @@ class Mover:
                 )
             ok = [u for u in users if u in marked]
             gone = [u for u in users if u not in marked]
-            self._set_step(g, ok, m.MARKED)
+            # `marked` is not journaled: marking is idempotent (a user already moving to `dst`
+            # counts as marked), so a killed run finds them through the Directory
             self._set_step(g, gone, m.SKIPPED)
         return ok, gone
 
@@ -616,9 +633,8 @@ class Mover:
             with self._timed("destroy keys at source"):
                 source.keys.destroy_data_keys(flipped)
             crash_point("clean.keys_done")
-            with self._timed("journal"):
-                self._step(flipped, m.CLEANED)
-            self.fresh.update(flipped)
+            # not journaled: after a crash the (idempotent) clean runs again, and the log
+            # entries a killed attempt appended are found in the log, not appended twice
             crash_point("batch.cleaned")
         cleaned = [u for u in users if at.get(u) in (m.FLIPPED, m.CLEANED)]
         if cleaned:
@@ -658,7 +674,7 @@ class Mover:
         digests = {
             u: hashlib.sha256(k).hexdigest() for u, k in target.keys.data_keys(users).items()
         }
-        resumed = [u for u in users if u not in self.fresh]
+        resumed = [u for u in users if u in self.resumed]
         out_log, in_log = self.logs[source.name], self.logs[target.name]
         skip_out = self._already_logged(source.name) if resumed else set()
         skip_in = self._already_logged(target.name) if resumed else set()
