@@ -181,3 +181,46 @@ def test_run_without_policy_needs_one_in_progress(seeded: Seeded) -> None:
         states = list(g.scalars(select(m.CarveOutRun.state)))
     assert states == ["done", "done"]
     assert json.loads  # (kept for symmetry with the report tests)
+
+
+def test_a_copy_that_does_not_verify_leaves_the_user_where_they_were(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Manifests on both sides catch a lossy copy: copied again once, then given back."""
+    import reelm.carveout.move as move
+    from reelm.carveout.copy import copy_rows
+
+    ava = seeded.people["ava_us"]
+
+    def lossy(source: object, target: object, owners: list[str], **kw: object) -> int:
+        n = copy_rows(source, target, owners, **kw)  # type: ignore[arg-type]
+        if ava.user_id in owners:  # one session of ava's goes missing on the way
+            with seeded.platform.regions["us"].engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "DELETE FROM sessions WHERE id = (SELECT min(id) FROM sessions "
+                    "WHERE owner_id = ?)" if conn.dialect.name == "sqlite" else
+                    "DELETE FROM sessions WHERE id = (SELECT min(id) FROM sessions "
+                    "WHERE owner_id = %s)",
+                    (ava.user_id,),
+                )  # fmt: skip
+        return n
+
+    monkeypatch.setattr(move, "copy_rows", lossy)
+    result = do_run(seeded.platform, seeded.settings, policy=seeded.demo, options=FAST)
+    assert result.failed == [ava.user_id]
+    assert result.moved == 5
+    where = homes(seeded)
+    assert where[ava.user_id] == "sg"
+    assert row_count(seeded.platform, "sg", "accounts", ava.user_id) == 1
+    assert row_count(seeded.platform, "us", "accounts", ava.user_id) == 0
+    assert not seeded.platform.regions["us"].keys.has_data_key(ava.user_id)
+    assert not list(seeded.platform.regions["us"].blobs.keys(f"{ava.user_id}/"))
+    with seeded.platform.global_store.session() as g:
+        run = g.get(m.CarveOutRun, result.run_id)
+        assert run is not None
+        assert run.state == "failed"
+        state = g.get(DirectoryEntry, ava.user_id)
+        assert state is not None
+        assert state.state == "active"
+    # the policy is not activated while someone could not be moved
+    assert active_policy_hash(seeded.platform) != seeded.demo.content_hash

@@ -63,13 +63,13 @@ class Client(threading.Thread):
 def test_move_is_online_clients_see_only_success_or_retry_after(
     seeded: Seeded, live_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import reelm.carveout.service as service
+    import reelm.carveout.move as move
 
     def slow_manifests(store: Any, owners: Any) -> Any:
         time.sleep(0.25)  # a slower copy: each user stays `moving` long enough to be hit
         return compute_manifests(store, owners)
 
-    monkeypatch.setattr(service, "compute_manifests", slow_manifests)
+    monkeypatch.setattr(move, "compute_manifests", slow_manifests)
     stop = threading.Event()
     clients = [Client(live_url, p, stop) for p in seeded.people.values()]
     for c in clients:
