@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -60,6 +62,17 @@ class Mover:
         self.options = options
         self.logs = {name: region_log(settings, store) for name, store in platform.regions.items()}
         self.cleanup: deque[tuple[list[str], str, str, float]] = deque()
+        self.helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carveout-manifest")
+        # Cleaning the source (deletes, key destruction, logs) runs beside the next batch's copy
+        # when no region is SQLite: there, one writer per database would make them take turns.
+        sqlite = any(r.engine.dialect.name == "sqlite" for r in platform.regions.values())
+        self.cleaner = (
+            None
+            if sqlite
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="carveout-clean")
+        )
+        self.cleaning: deque[Future[None]] = deque()
+        self._lock = threading.Lock()
         self.resumed: set[str] = set()  # flipped before this process: maybe logged already
         with platform.global_store.session() as g:
             run = g.get(m.CarveOutRun, run_id)
@@ -175,11 +188,20 @@ class Mover:
         try:
             yield
         finally:
-            self.timings[phase] += time.perf_counter() - t0
+            with self._lock:
+                self.timings[phase] += time.perf_counter() - t0
 
     # --- the run -----------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        try:
+            return self._run()
+        finally:
+            self.helper.shutdown(wait=True)
+            if self.cleaner is not None:
+                self.cleaner.shutdown(wait=True)
+
+    def _run(self) -> RunResult:
         steps = self._steps()
         self.progress = Progress(
             total=sum(steps.values()),
@@ -267,17 +289,17 @@ class Mover:
             with self._timed("fence"):
                 wait_for_writers(source.engine)
             crash_point("batch.fenced")
+            # the source's manifests (its data is frozen now) are computed beside the copy
+            mine = self.helper.submit(self._manifests, source, marked, "source")
             self._copy(source, target, marked)
             # not journaled: after a crash the copy is simply made again (it replaces)
             for u in marked:
                 at[u] = m.COPIED
             crash_point("batch.copied")
-        copied = [u for u in users if at[u] == m.COPIED]
-        if copied:
-            roots, failed = self._verify(source, target, copied)
+            roots, failed = self._verify(source, target, marked, mine=mine)
             with self._timed("journal"), self._global(begin=True) as g:
                 self._set_roots(g, roots)
-            for u in copied:
+            for u in marked:
                 at[u] = m.VERIFIED if u in roots else m.USER_FAILED
             if failed:
                 self._give_back(source, target, failed)
@@ -338,23 +360,31 @@ class Mover:
                 target.keys.put_data_keys(keys)
         crash_point("copy.keys_done")
 
+    def _manifests(self, store: RegionStore, users: list[str], side: str) -> dict[str, Manifest]:
+        with self._timed(f"manifests ({side})"):
+            out = compute_manifests(store, users)
+        crash_point(f"verify.{side}_done")
+        return out
+
     def _verify(
-        self, source: RegionStore, target: RegionStore, users: list[str]
+        self,
+        source: RegionStore,
+        target: RegionStore,
+        users: list[str],
+        *,
+        mine: Future[dict[str, Manifest]],
     ) -> tuple[dict[str, str], list[str]]:
-        """Manifests on both sides; users whose copies differ are copied again once."""
-        with self._timed("manifests (source)"):
-            mine = compute_manifests(source, users)
-        crash_point("verify.source_done")
-        with self._timed("manifests (target)"):
-            theirs = compute_manifests(target, users)
-        crash_point("verify.target_done")
-        bad = [u for u in users if not _same(mine[u], theirs[u])]
+        """Manifests on both sides (the source's computed in the helper thread, independently);
+        users whose copies differ are copied again once."""
+        theirs = self._manifests(target, users, "target")
+        bad = [u for u in users if not _same(mine.result()[u], theirs[u])]
+        mine_now = dict(mine.result())
         if bad:
             self._copy(source, target, bad)
-            mine.update(compute_manifests(source, bad))
+            mine_now.update(compute_manifests(source, bad))
             theirs.update(compute_manifests(target, bad))
-            bad = [u for u in bad if not _same(mine[u], theirs[u])]
-        return {u: mine[u].root for u in users if u not in bad}, bad
+            bad = [u for u in bad if not _same(mine_now[u], theirs[u])]
+        return {u: mine_now[u].root for u in users if u not in bad}, bad
 
     def _give_back(self, source: RegionStore, target: RegionStore, users: list[str]) -> None:
         """Copies that would not verify: drop them and leave the users where they were."""
@@ -426,7 +456,13 @@ class Mover:
             if len(users) < size and not wait:  # not enough yet: back in line, in order
                 self.cleanup.appendleft((users, src, dst, 0.0))
                 continue
-            self._clean(users, src, dst)
+            if self.cleaner is None:
+                self._clean(users, src, dst)
+            else:
+                self.cleaning.append(self.cleaner.submit(self._clean, users, src, dst))
+        # at most two groups wait for the cleaner; an error in it stops the run here
+        while self.cleaning and (wait or len(self.cleaning) > 2 or self.cleaning[0].done()):
+            self.cleaning.popleft().result()
 
     def _clean(self, users: list[str], src: str, dst: str) -> None:
         source, target = self.platform.regions[src], self.platform.regions[dst]
@@ -458,8 +494,9 @@ class Mover:
                 self._log(source, target, cleaned)
             with self._timed("journal"):
                 self._step(cleaned, m.FINISHED)
-            self.progress.done += len(cleaned)
-            self._report_progress()
+            with self._lock:
+                self.progress.done += len(cleaned)
+                self._report_progress()
             crash_point("batch.done")
 
     def _already_logged(self, region: str) -> set[tuple[str, str]]:
