@@ -199,27 +199,54 @@ def _copy_generic(
 
 
 def delete_rows(store: RegionStore, owners: Sequence[str], *, crash: Crash = _no_crash) -> int:
-    """Delete every region row of `owners` in `store`, children first, in one transaction."""
+    """Delete every region row of `owners` in `store`, children first.
+
+    PostgreSQL: one transaction. SQLite: one short transaction per table and chunk of owners,
+    since a database there has one writer at a time: a long deletion would hold up the
+    region's other writers (requests of users who are not moving, the next batch's write
+    fence). A deletion cut short is finished by the next attempt (the rows left are still the
+    owners' and nothing else refers to them)."""
     if not owners:
         return 0
+    if store.engine.dialect.name == "sqlite":
+        return _delete_sqlite(store, owners, crash)
     deleted = 0
     with store.engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            tune_sqlite(conn.connection.driver_connection)
         first = True
-        pg = conn.dialect.name == "postgresql"
         for table in reversed(region_tables(store.engine)):
             for chunk in _chunks(owners):
-                if pg:  # one array parameter, not thousands of placeholders
-                    sql = text(f'DELETE FROM "{table.name}" WHERE owner_id = ANY(:owners)')
-                    deleted += conn.execute(sql, {"owners": chunk}).rowcount
-                else:
-                    deleted += conn.execute(
-                        delete(table).where(table.c.owner_id.in_(chunk))
-                    ).rowcount
+                sql = text(f'DELETE FROM "{table.name}" WHERE owner_id = ANY(:owners)')
+                deleted += conn.execute(sql, {"owners": chunk}).rowcount
             if first:
                 crash("clean.rows_mid")
                 first = False
+    return deleted
+
+
+def _delete_sqlite(store: RegionStore, owners: Sequence[str], crash: Crash) -> int:
+    raw: Any = store.engine.raw_connection()
+    db = raw.driver_connection
+    deleted = 0
+    try:
+        tune_sqlite(db)
+        first = True
+        for table in reversed(region_tables(store.engine)):
+            for chunk in _chunks(owners):
+                marks = ", ".join("?" for _ in chunk)
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    deleted += db.execute(
+                        f'DELETE FROM "{table.name}" WHERE owner_id IN ({marks})', chunk
+                    ).rowcount
+                    db.commit()
+                except BaseException:
+                    db.rollback()
+                    raise
+            if first:
+                crash("clean.rows_mid")
+                first = False
+    finally:
+        raw.close()
     return deleted
 
 

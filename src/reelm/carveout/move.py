@@ -63,14 +63,9 @@ class Mover:
         self.logs = {name: region_log(settings, store) for name, store in platform.regions.items()}
         self.cleanup: deque[tuple[list[str], str, str, float]] = deque()
         self.helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carveout-manifest")
-        # Cleaning the source (deletes, key destruction, logs) runs beside the next batch's copy
-        # when no region is SQLite: there, one writer per database would make them take turns.
-        sqlite = any(r.engine.dialect.name == "sqlite" for r in platform.regions.values())
-        self.cleaner = (
-            None
-            if sqlite
-            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="carveout-clean")
-        )
+        # Cleaning the source (deletes, key destruction, logs) runs beside the next batch's copy:
+        # the copy writes the target's database, the cleaner the source's.
+        self.cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carveout-clean")
         self.cleaning: deque[Future[None]] = deque()
         self._lock = threading.Lock()
         self.resumed: set[str] = set()  # flipped before this process: maybe logged already
@@ -309,7 +304,8 @@ class Mover:
             with self._timed("flip"):
                 flipped = self._flip(src, dst, verified)
             crash_point("batch.flipped")
-            gone = [u for u in verified if u not in flipped]
+            kept = set(flipped)
+            gone = [u for u in verified if u not in kept]
             if gone:  # deleted while moving: drop the copy in T too
                 self._drop_copy(target, gone)
                 self._step(gone, m.SKIPPED)
