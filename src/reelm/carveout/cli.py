@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -28,6 +30,20 @@ def _settings(ctx: click.Context) -> Settings:
     return settings
 
 
+@contextmanager
+def _refused_cleanly() -> Iterator[None]:
+    """A bundle, receipt or key that fails verification: one line on stderr and exit 2 (as the
+    other domain errors), never a traceback. Nothing was changed when it is raised."""
+    from reelm.audit.checkpoint import CheckpointError
+    from reelm.carveout.report import ReportInvalid
+
+    try:
+        yield
+    except (ReportInvalid, CheckpointError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+
+
 def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
@@ -43,18 +59,18 @@ def carveout() -> None:
 
 @carveout.command("plan")
 @click.option(
-    "--policy", "policy_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    required=True, help="The new residency policy (TOML).",
+    "--policy", "policy_file", required=True,
+    help="The new residency policy: a TOML file, or a built-in name (demo, before-2020).",
 )  # fmt: skip
 @click.pass_context
-def plan_cmd(ctx: click.Context, policy_file: Path) -> None:
+def plan_cmd(ctx: click.Context, policy_file: str) -> None:
     """Show who would move where under a new policy, and how much data: nothing is changed."""
     from reelm.carveout.plan import do_plan
-    from reelm.residency.policy import load_policy
+    from reelm.residency.policy import load_policy, policy_source
     from reelm.residency.service import open_platform
 
     settings = _settings(ctx)
-    policy = load_policy(policy_file, data_dir=settings.data_dir)
+    policy = load_policy(policy_source(policy_file), data_dir=settings.data_dir)
     platform = open_platform(settings)
     try:
         plan = do_plan(platform, policy)
@@ -82,8 +98,9 @@ def plan_cmd(ctx: click.Context, policy_file: Path) -> None:
 
 @carveout.command("run")
 @click.option(
-    "--policy", "policy_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    default=None, help="The new policy (omit to resume the carve-out in progress).",
+    "--policy", "policy_file", default=None,
+    help="The new policy, a TOML file or a built-in name (omit to resume the carve-out in "
+    "progress).",
 )  # fmt: skip
 @click.option("--batch", type=click.IntRange(1, 20_000), default=500, show_default=True,
               help="Users moved per batch.")  # fmt: skip
@@ -98,7 +115,7 @@ def plan_cmd(ctx: click.Context, policy_file: Path) -> None:
 @click.pass_context
 def run_cmd(
     ctx: click.Context,
-    policy_file: Path | None,
+    policy_file: str | None,
     batch: int,
     clean_batch: int | None,
     rate: float | None,
@@ -108,11 +125,15 @@ def run_cmd(
     """Move every user the new policy assigns elsewhere, online, resumably; then activate the
     policy and write the signed report. Exit 1 if a user could not be moved."""
     from reelm.carveout.service import RunOptions, do_run, run_dir
-    from reelm.residency.policy import load_policy
+    from reelm.residency.policy import load_policy, policy_source
     from reelm.residency.service import open_platform
 
     settings = _settings(ctx)
-    policy = load_policy(policy_file, data_dir=settings.data_dir) if policy_file else None
+    policy = (
+        load_policy(policy_source(policy_file), data_dir=settings.data_dir)
+        if policy_file
+        else None
+    )
     platform = open_platform(settings)
     with Progress(
         TextColumn("moving users"),
@@ -308,7 +329,8 @@ def import_cmd(ctx: click.Context, bundle: Path, source_key: str, receipt_file: 
     settings = _settings(ctx)
     platform = open_platform(settings)
     try:
-        receipt = do_import(platform, settings, bundle=bundle, source_key=source_key)
+        with _refused_cleanly():
+            receipt = do_import(platform, settings, bundle=bundle, source_key=source_key)
     finally:
         platform.close()
     receipt_file.write_text(receipt, encoding="utf-8")
@@ -336,10 +358,11 @@ def finish_cmd(
     settings = _settings(ctx)
     platform = open_platform(settings)
     try:
-        report = do_finish_export(
-            platform, settings, receipt=receipt_file.read_text(encoding="utf-8"),
-            importer_key=importer_key,
-        )  # fmt: skip
+        with _refused_cleanly():
+            report = do_finish_export(
+                platform, settings, receipt=receipt_file.read_text(encoding="utf-8"),
+                importer_key=importer_key,
+            )  # fmt: skip
     finally:
         platform.close()
     if report_file is not None:

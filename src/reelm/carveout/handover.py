@@ -333,8 +333,15 @@ def do_import(platform: Platform, settings: Settings, *, bundle: Path, source_ke
             return done.report
     with tempfile.TemporaryDirectory(dir=settings.data_dir) as tmp:
         sealed = Path(tmp) / "payload.enc"
-        with zipfile.ZipFile(bundle) as z, z.open("payload.enc") as src, sealed.open("wb") as dst:
-            shutil.copyfileobj(src, dst, CHUNK)
+        try:
+            with (
+                zipfile.ZipFile(bundle) as z,
+                z.open("payload.enc") as src,
+                sealed.open("wb") as dst,
+            ):
+                shutil.copyfileobj(src, dst, CHUNK)
+        except (KeyError, zipfile.BadZipFile) as exc:  # damaged on the way (the zip's CRC)
+            raise BundleInvalid(f"the bundle's payload is damaged: {exc}") from exc
         with sealed.open("rb") as f:
             if hashlib.file_digest(f, "sha256").hexdigest() != header["payload_sha256"]:
                 raise BundleInvalid(

@@ -319,6 +319,17 @@ def builtin_policy_text(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def policy_source(value: str) -> Path:
+    """The file of a policy given as a path, or by a built-in name (`demo`, `before-2020`)."""
+    path = Path(value)
+    if path.is_file():
+        return path
+    if path.suffix or len(path.parts) > 1:
+        raise PolicyError(f"{value}: no such policy file.")
+    builtin_policy_text(value)  # a clear error for an unknown name
+    return BUILTIN_POLICIES / f"{value}.toml"
+
+
 __all__ = [
     "Operator",
     "PolicyError",
@@ -328,4 +339,5 @@ __all__ = [
     "builtin_policy_text",
     "load_policy",
     "parse_policy",
+    "policy_source",
 ]
