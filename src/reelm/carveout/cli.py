@@ -130,9 +130,7 @@ def run_cmd(
 
     settings = _settings(ctx)
     policy = (
-        load_policy(policy_source(policy_file), data_dir=settings.data_dir)
-        if policy_file
-        else None
+        load_policy(policy_source(policy_file), data_dir=settings.data_dir) if policy_file else None
     )
     platform = open_platform(settings)
     with Progress(
