@@ -13,7 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import Connection, String, any_, bindparam, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from reelm.audit.entries import CarveOutMove, Entry, KeyDestruction
 from reelm.audit.log import region_log
@@ -68,6 +69,9 @@ class Mover:
         self.cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carveout-clean")
         self.cleaning: deque[Future[None]] = deque()
         self._lock = threading.Lock()
+        self._pg = platform.global_store.engine.dialect.name == "postgresql"
+        self._chunk = 5000 if self._pg else 1000
+        """Users per statement on the global database (Directory, journal, catalog)."""
         self.resumed: set[str] = set()  # flipped before this process: maybe logged already
         with platform.global_store.session() as g:
             run = g.get(m.CarveOutRun, run_id)
@@ -98,12 +102,12 @@ class Mover:
             }
 
     def _set_step(self, g: Any, users: Sequence[str], step: str) -> None:
-        for start in range(0, len(users), 1000):
+        for start in range(0, len(users), self._chunk):
             g.execute(
                 update(JOURNAL)
                 .where(
                     JOURNAL.c.run_id == self.run_id,
-                    JOURNAL.c.user_id.in_(users[start : start + 1000]),
+                    _among(JOURNAL.c.user_id, users[start : start + self._chunk], pg=self._pg),
                 )
                 .values(step=step, updated_at=utcnow())
             )
@@ -320,13 +324,13 @@ class Mover:
         d = DIRECTORY.c
         with self._global(begin=True) as g:
             marked: set[str] = set()
-            for start in range(0, len(users), 1000):
-                chunk = users[start : start + 1000]
+            for start in range(0, len(users), self._chunk):
+                chunk = users[start : start + self._chunk]
                 marked.update(
                     g.execute(
                         update(DIRECTORY)
                         .where(
-                            d.user_id.in_(chunk),
+                            _among(d.user_id, chunk, pg=self._pg),
                             d.home_region == src,
                             (d.state == ACTIVE) | ((d.state == MOVING) & (d.moving_to == dst)),
                         )
@@ -406,13 +410,13 @@ class Mover:
         d = DIRECTORY.c
         with self._global(begin=True) as g:
             flipped: set[str] = set()
-            for start in range(0, len(users), 1000):
-                chunk = users[start : start + 1000]
+            for start in range(0, len(users), self._chunk):
+                chunk = users[start : start + self._chunk]
                 flipped.update(
                     g.execute(
                         update(DIRECTORY)
                         .where(
-                            d.user_id.in_(chunk),
+                            _among(d.user_id, chunk, pg=self._pg),
                             d.state == MOVING,
                             d.home_region == src,
                             d.moving_to == dst,
@@ -424,7 +428,7 @@ class Mover:
                 for table, column in repoint_tables():
                     g.execute(
                         update(table)
-                        .where(table.c[column].in_(chunk), table.c.region == src)
+                        .where(_among(table.c[column], chunk, pg=self._pg), table.c.region == src)
                         .values(region=dst)
                     )
             ok = [u for u in users if u in flipped]
@@ -466,7 +470,8 @@ class Mover:
             at = dict(
                 g.execute(
                     select(JOURNAL.c.user_id, JOURNAL.c.step).where(
-                        JOURNAL.c.run_id == self.run_id, JOURNAL.c.user_id.in_(users)
+                        JOURNAL.c.run_id == self.run_id,
+                        _among(JOURNAL.c.user_id, users, pg=self._pg),
                     )
                 ).all()
             )
@@ -516,7 +521,8 @@ class Mover:
             roots = dict(
                 g.execute(
                     select(JOURNAL.c.user_id, JOURNAL.c.manifest_root).where(
-                        JOURNAL.c.run_id == self.run_id, JOURNAL.c.user_id.in_(users)
+                        JOURNAL.c.run_id == self.run_id,
+                        _among(JOURNAL.c.user_id, users, pg=self._pg),
                     )
                 ).all()
             )
@@ -601,6 +607,14 @@ class Mover:
             counts=steps,
             timings=dict(self.timings),
         )
+
+
+def _among(column: Any, ids: Sequence[str], *, pg: bool) -> Any:
+    """`column IN ids`: one array parameter on PostgreSQL (an IN list of thousands of
+    parameters costs it more to plan than the update costs to run), an IN list elsewhere."""
+    if pg:
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(String), unique=True))
+    return column.in_(ids)
 
 
 def _same(a: Manifest, b: Manifest) -> bool:
