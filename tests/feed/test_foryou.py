@@ -185,9 +185,11 @@ def test_pages_never_repeat_a_video_even_when_the_process_forgets_the_session(
 ) -> None:
     _, _, ava = user("ava", "US")
     creators = [user(f"maker{i}", "US" if i % 2 else "SG") for i in range(8)]
+    creator_of = {}
     for i in range(48):
         cid, region, _ = creators[i % 8]
-        make_video(platform, owner_id=cid, region=region, caption=f"clip {i} #t{i % 5}")
+        vid = make_video(platform, owner_id=cid, region=region, caption=f"clip {i} #t{i % 5}")
+        creator_of[vid] = cid
     for region in platform.regions:
         train_region(platform, region)
 
@@ -204,7 +206,13 @@ def test_pages_never_repeat_a_video_even_when_the_process_forgets_the_session(
         page = for_you_feed(platform, settings, ava, cursor=cursor, limit=7)
         served += [i.video.id for i in page.items]
         cursor = page.next_cursor
-    assert len(served) == len(set(served)) == 48
+    assert len(served) == len(set(served))
+    # the feed ends only when what is left cannot follow the last item without breaking the
+    # diversity rule (never two in a row by one creator): with 8 creators of 6 videos each, a
+    # few seeds end on one creator's last videos
+    left = set(creator_of) - set(served)
+    assert len(left) <= 6
+    assert {creator_of[v] for v in left} <= {creator_of[served[-1]]}
 
 
 def test_every_item_has_a_reason_and_at_least_20_percent_is_exploration(

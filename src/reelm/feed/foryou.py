@@ -18,7 +18,7 @@ import weakref
 from collections import ChainMap, OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -350,10 +350,18 @@ class DbCatalog:
 
 
 def build_session(
-    platform: Platform, me: Person | None, state: ViewerState | None, seed: int
+    platform: Platform,
+    me: Person | None,
+    state: ViewerState | None,
+    seed: int,
+    *,
+    now: datetime | None = None,
 ) -> Queue:
     """Gather and rank a session's candidates: the viewer's own region's model and pools (every
-    region's trending pools for an anonymous viewer)."""
+    region's trending pools for an anonymous viewer). `now` is the session's clock (freshness
+    and age features): a session rebuilt from its cursor by another process, or after its cache
+    entry was dropped, must rank with the clock it was first built with, or near-ties reorder
+    and a later page repeats a video an earlier one served."""
     regions = [me.region] if me is not None else list(platform.regions)
     loaded = [_pools(platform, r) for r in regions]
     positives = viewer_positives(platform, me) if me is not None else []
@@ -370,7 +378,7 @@ def build_session(
         state=state,
         viewer_id=me.user_id if me is not None else None,
         seed=seed,
-        now=utcnow(),
+        now=now or utcnow(),
     )
 
 
@@ -655,6 +663,7 @@ def for_you_feed(
     c = decode_cursor(cursor)
     try:
         seed = int(c["s"]) if c else random.getrandbits(48)
+        started = int(c.get("t", time.time())) if c else int(time.time())
         page = int(c.get("p", 0)) if c else 0
         per_page = int(c.get("n", limit)) if c else limit
     except (TypeError, ValueError):
@@ -668,7 +677,8 @@ def for_you_feed(
     key = (viewer_id or "", seed)
     session = cache.get(key)
     if session is None:
-        session = cache.put(key, FeedSession(build_session(platform, me, state, seed)))
+        now = datetime.fromtimestamp(started, UTC)
+        session = cache.put(key, FeedSession(build_session(platform, me, state, seed, now=now)))
     with session.lock:
         # pages this process has not served in this session (its cache was lost): serve them
         # again, in order, so this page continues where they ended
@@ -684,7 +694,9 @@ def for_you_feed(
             FeedItem.model_construct(video=_video_read(row), reason=cand.reason)
             for cand, row in items
         ],
-        next_cursor=encode_cursor({"s": seed, "p": page + 1, "n": limit}) if more else None,
+        next_cursor=(
+            encode_cursor({"s": seed, "t": started, "p": page + 1, "n": limit}) if more else None
+        ),
     )
 
 
