@@ -24,7 +24,6 @@ rows as stored (the ceiling copy's tables).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -36,6 +35,7 @@ from typing import Any
 from bench import _pg
 from bench._common import Context, Outcome, fmt_rate, md_table
 from bench.scan import NOW, Writer, _hex_ids, layout, rows, settle
+from reelm.carveout.manifest import region_tables
 
 TITLE = "Carve-out: users/s and MB/s moving 100k users, 2M rows and 5k blobs, against a raw copy"
 
@@ -165,12 +165,6 @@ def seed(platform: Any, scale: Scale) -> Seeded:
 # ---- the ceiling: a raw copy of the same rows and files -------------------------------------
 
 
-def _region_tables(engine: Any) -> list[Any]:
-    from reelm.carveout.manifest import region_tables
-
-    return region_tables(engine)
-
-
 def raw_copy_rows(ctx: Context, store: Any, backend: str, url: str | None) -> tuple[float, int]:
     """Copy every region row of `store` into a fresh, migrated, empty region database; returns
     (seconds, bytes the rows take there)."""
@@ -178,7 +172,7 @@ def raw_copy_rows(ctx: Context, store: Any, backend: str, url: str | None) -> tu
     from reelm.carveout.manifest import tune_sqlite
     from reelm.residency.store import make_engine
 
-    tables = list(_region_tables(store.engine))
+    tables = list(region_tables(store.engine))
     if backend == "sqlite":
         path = ctx.scratch / f"ceiling-{time.monotonic_ns()}.db"
         engine = make_engine(f"sqlite:///{path}")
@@ -364,7 +358,7 @@ def _measure(ctx: Context, backend: str, scale: Scale, urls: dict[str, str]) -> 
 
                 engine = make_engine(urls["ceiling"])
                 with engine.begin() as conn:
-                    for t in reversed(_region_tables(engine)):
+                    for t in reversed(region_tables(engine)):
                         conn.execute(t.delete())
                 engine.dispose()
 
@@ -413,7 +407,7 @@ def zero_loss(platform: Any, settings: Any, seeded: Seeded, result: Any, backend
     for region, want in (("us", seeded.tables), ("sg", {})):
         store = platform.regions[region]
         with store.engine.connect() as conn:
-            for t in _region_tables(store.engine):
+            for t in region_tables(store.engine):
                 n = int(conn.execute(select(func.count()).select_from(t)).scalar_one())
                 if n != want.get(t.name, 0):
                     failures.append(
@@ -541,4 +535,4 @@ Batches of {BATCH:,} users, source clean-up in groups of {CLEAN_BATCH:,}, no dra
 
 BARE = ("copy rows per batch", "manifests, one side", "delete rows per group")
 
-__all__ = ["TITLE", "run", "json"]
+__all__ = ["TITLE", "run"]

@@ -28,11 +28,18 @@ class ReelmGroup(click.Group):
     """Turns domain errors into one clear line and exit status 2, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
+        from reelm.audit.checkpoint import CheckpointError
+        from reelm.carveout.report import ReportInvalid
+
         try:
             return super().invoke(ctx)
         except ReelmError as e:
             # plain text, never re-wrapped: operators grep and copy these messages
             click.echo(f"error: {e.message}", err=True)
+            sys.exit(2)
+        except (ReportInvalid, CheckpointError) as e:
+            # a bundle, receipt, report or key that fails verification: nothing was changed
+            click.echo(f"error: {e}", err=True)
             sys.exit(2)
 
 

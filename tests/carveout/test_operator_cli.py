@@ -174,7 +174,7 @@ def test_demo_users_of_the_deal_are_handed_to_another_operators_deployment(
     tampered.write_bytes(bytes(data))
     refused = recipient.reelm("carveout", "import", str(tampered), "--source-key", source_vkey,
                               "--receipt", str(tmp_path / "no-receipt.txt"))  # fmt: skip
-    assert refused.returncode != 0
+    assert refused.returncode == 2, refused.stderr
     assert "error:" in refused.stderr
     assert recipient.homes() == {}
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -28,20 +26,6 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 def _settings(ctx: click.Context) -> Settings:
     settings: Settings = ctx.obj["settings"]
     return settings
-
-
-@contextmanager
-def _refused_cleanly() -> Iterator[None]:
-    """A bundle, receipt or key that fails verification: one line on stderr and exit 2 (as the
-    other domain errors), never a traceback. Nothing was changed when it is raised."""
-    from reelm.audit.checkpoint import CheckpointError
-    from reelm.carveout.report import ReportInvalid
-
-    try:
-        yield
-    except (ReportInvalid, CheckpointError) as exc:
-        err.print(f"error: {exc}", markup=False)
-        sys.exit(2)
 
 
 def _size(n: float) -> str:
@@ -327,8 +311,7 @@ def import_cmd(ctx: click.Context, bundle: Path, source_key: str, receipt_file: 
     settings = _settings(ctx)
     platform = open_platform(settings)
     try:
-        with _refused_cleanly():
-            receipt = do_import(platform, settings, bundle=bundle, source_key=source_key)
+        receipt = do_import(platform, settings, bundle=bundle, source_key=source_key)
     finally:
         platform.close()
     receipt_file.write_text(receipt, encoding="utf-8")
@@ -356,11 +339,10 @@ def finish_cmd(
     settings = _settings(ctx)
     platform = open_platform(settings)
     try:
-        with _refused_cleanly():
-            report = do_finish_export(
-                platform, settings, receipt=receipt_file.read_text(encoding="utf-8"),
-                importer_key=importer_key,
-            )  # fmt: skip
+        report = do_finish_export(
+            platform, settings, receipt=receipt_file.read_text(encoding="utf-8"),
+            importer_key=importer_key,
+        )  # fmt: skip
     finally:
         platform.close()
     if report_file is not None:

@@ -201,7 +201,7 @@ def _copy_generic(
 def delete_rows(store: RegionStore, owners: Sequence[str], *, crash: Crash = _no_crash) -> int:
     """Delete every region row of `owners` in `store`, children first.
 
-    PostgreSQL: one transaction. SQLite: one short transaction per table and chunk of owners,
+    Elsewhere one transaction. SQLite: one short transaction per table and chunk of owners,
     since a database there has one writer at a time: a long deletion would hold up the
     region's other writers (requests of users who are not moving, the next batch's write
     fence). A deletion cut short is finished by the next attempt (the rows left are still the
@@ -215,8 +215,13 @@ def delete_rows(store: RegionStore, owners: Sequence[str], *, crash: Crash = _no
         first = True
         for table in reversed(region_tables(store.engine)):
             for chunk in _chunks(owners):
-                sql = text(f'DELETE FROM "{table.name}" WHERE owner_id = ANY(:owners)')
-                deleted += conn.execute(sql, {"owners": chunk}).rowcount
+                if conn.dialect.name == "postgresql":  # one array parameter, not thousands
+                    sql = text(f'DELETE FROM "{table.name}" WHERE owner_id = ANY(:owners)')
+                    deleted += conn.execute(sql, {"owners": chunk}).rowcount
+                else:
+                    deleted += conn.execute(
+                        delete(table).where(table.c.owner_id.in_(chunk))
+                    ).rowcount
             if first:
                 crash("clean.rows_mid")
                 first = False

@@ -393,7 +393,11 @@ class Mover:
         with self._global(begin=True) as g:
             g.execute(
                 update(DIRECTORY)
-                .where(d.user_id.in_(users), d.state == MOVING, d.home_region == source.name)
+                .where(
+                    _among(d.user_id, users, pg=self._pg),
+                    d.state == MOVING,
+                    d.home_region == source.name,
+                )
                 .values(state=ACTIVE, moving_to=None)
             )
             self._set_step(g, users, m.USER_FAILED)

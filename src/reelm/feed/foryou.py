@@ -355,7 +355,7 @@ def build_session(
     state: ViewerState | None,
     seed: int,
     *,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Queue:
     """Gather and rank a session's candidates: the viewer's own region's model and pools (every
     region's trending pools for an anonymous viewer). `now` is the session's clock (freshness
@@ -378,7 +378,7 @@ def build_session(
         state=state,
         viewer_id=me.user_id if me is not None else None,
         seed=seed,
-        now=now or utcnow(),
+        now=now,
     )
 
 

@@ -12,10 +12,9 @@ from reelm import migrations
 from reelm.config import Settings
 from reelm.residency.models import PolicyVersion
 from reelm.residency.policy import (
-    BUILTIN_POLICIES,
     ResidencyPolicy,
-    builtin_policy_text,
     load_policy,
+    policy_source,
 )
 from reelm.residency.store import Platform
 
@@ -39,13 +38,7 @@ def write_policy_file(
     if target.exists() and not force:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    if policy is None:
-        source = BUILTIN_POLICIES / "demo.toml"
-    elif Path(policy).is_file():
-        source = Path(policy)
-    else:
-        builtin_policy_text(policy)  # a clear error for an unknown name
-        source = BUILTIN_POLICIES / f"{policy}.toml"
+    source = policy_source(policy or "demo")
     text = source.read_text(encoding="utf-8")
     # validate before writing so a bad policy never becomes the deployment's policy
     parsed = load_policy(source, data_dir=settings.data_dir)
