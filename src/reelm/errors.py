@@ -35,6 +35,14 @@ class Conflict(ReelmError):
     code = "conflict"
 
 
+class PolicyError(ReelmError):
+    """A residency policy or its staff-access file is invalid; the message names the file, the
+    key and the fix. Raised by both the policy loader and the Cedar loader, so it lives here."""
+
+    status = 422
+    code = "invalid_policy"
+
+
 class Unauthorized(ReelmError):
     status = 401
     code = "unauthorized"

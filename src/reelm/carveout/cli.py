@@ -108,7 +108,8 @@ def run_cmd(
 ) -> None:
     """Move every user the new policy assigns elsewhere, online, resumably; then activate the
     policy and write the signed report. Exit 1 if a user could not be moved."""
-    from reelm.carveout.service import RunOptions, do_run, run_dir
+    from reelm.carveout.journal import RunOptions, run_dir
+    from reelm.carveout.service import do_run
     from reelm.residency.policy import load_policy, policy_source
     from reelm.residency.service import open_platform
 
@@ -130,7 +131,7 @@ def run_cmd(
         task = bar.add_task("move", total=None, speed="")
 
         def progress(p: object) -> None:
-            from reelm.carveout.service import Progress as P
+            from reelm.carveout.journal import Progress as P
 
             assert isinstance(p, P)
             finished = p.done + p.failed + p.skipped

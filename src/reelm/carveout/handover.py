@@ -46,6 +46,14 @@ from reelm.carveout.bundle import (
     rows_out,
 )
 from reelm.carveout.copy import delete_blobs, delete_rows
+from reelm.carveout.journal import (
+    DIRECTORY,
+    JOURNAL,
+    RUNS,
+    logged_carveout_entries,
+    repoint_tables,
+    run_dir,
+)
 from reelm.carveout.manifest import _chunks, compute_manifests, region_tables, run_root
 from reelm.carveout.plan import select_users
 from reelm.carveout.report import (
@@ -55,14 +63,6 @@ from reelm.carveout.report import (
     open_document,
     operator_signer,
     sign_document,
-)
-from reelm.carveout.service import (
-    DIRECTORY,
-    JOURNAL,
-    RUNS,
-    logged_carveout_entries,
-    repoint_tables,
-    run_dir,
 )
 from reelm.config import Settings
 from reelm.db import GlobalModel, new_id, utcnow

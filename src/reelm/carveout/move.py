@@ -21,10 +21,7 @@ from reelm.audit.log import region_log
 from reelm.carveout import models as m
 from reelm.carveout.copy import copy_blobs, copy_rows, delete_blobs, delete_rows
 from reelm.carveout.crash import crash_point
-from reelm.carveout.logbook import record_batch
-from reelm.carveout.manifest import Manifest, compute_manifests, tune_sqlite
-from reelm.carveout.plan import select_users
-from reelm.carveout.service import (
+from reelm.carveout.journal import (
     DIRECTORY,
     JOURNAL,
     PRE_FLIP,
@@ -32,11 +29,14 @@ from reelm.carveout.service import (
     Progress,
     RunOptions,
     RunResult,
-    _journal_insert,
+    journal_insert,
     logged_carveout_entries,
     repoint_tables,
     run_dir,
 )
+from reelm.carveout.logbook import record_batch
+from reelm.carveout.manifest import Manifest, compute_manifests, tune_sqlite
+from reelm.carveout.plan import select_users
 from reelm.config import Settings
 from reelm.db import utcnow
 from reelm.residency.models import ACTIVE, MOVING
@@ -263,7 +263,7 @@ class Mover:
             }
             new = {u: (f, t) for u, (f, t, _j) in moves.items() if u not in known}
             if new:
-                _journal_insert(g, self.run_id, new, utcnow())
+                journal_insert(g, self.run_id, new, utcnow())
         self.progress.total += len(new)
         return bool(new)
 

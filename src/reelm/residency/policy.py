@@ -13,18 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reelm.errors import ReelmError
+from reelm.errors import PolicyError
 from reelm.residency.jurisdictions import all_jurisdictions, country_name, is_country
 
 REGION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 TOP_LEVEL_KEYS = {"version", "never_store_in", "operators", "regions", "assignment", "staff_access"}
 OPERATOR_KEYS = {"name", "country"}
 REGION_KEYS = {"location", "operator", "database_url", "blob_store"}
-
-
-class PolicyError(ReelmError):
-    status = 422
-    code = "invalid_policy"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import cedarpy
 
-from reelm.residency.policy import PolicyError
+from reelm.errors import PolicyError
 
 SCHEMA = """
 entity Staff { operator: String, mfa: Bool };
