@@ -47,6 +47,7 @@ from reelm.config import Settings
 from reelm.db import utcnow
 from reelm.errors import InvalidInput, NotFound, ReelmError
 from reelm.residency.store import RegionStore
+from reelm.sql import chunks, qmarks
 
 DEFAULT_ORIGIN = "reelm.example/{region}"
 """The log origin (and checkpoint key name) a region's key is created with: `{region}` is the
@@ -173,8 +174,7 @@ def _read_nodes(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple
     else:
         cursor = dbapi.cursor()
         try:
-            for start in range(0, len(rows), 64):
-                chunk = rows[start : start + 64]
+            for chunk in chunks(rows, 64):
                 # padded to a multiple of 8 pairs with a key never stored: few statements
                 terms = 8 * -(-len(chunk) // 8)
                 flat = [x for key in chunk for x in key] + [-1] * (2 * (terms - len(chunk)))
@@ -203,7 +203,7 @@ on bound variables (32766 since SQLite 3.32), and longer statements gain nothing
 
 @lru_cache(maxsize=16)
 def _values_statement(table: str, columns: tuple[str, ...], rows: int) -> str:
-    row = "(" + ", ".join("?" for _ in columns) + ")"
+    row = "(" + qmarks(len(columns)) + ")"
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)
 
 
@@ -224,12 +224,11 @@ def _insert_many(
             sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
             with cursor.copy(sql) as copy:
                 copy.set_types(types)
-                for start in range(0, len(values), width):
-                    copy.write_row(values[start : start + width])
+                for row in chunks(values, width):
+                    copy.write_row(row)
             return
         step = width * _SQLITE_ROWS
-        for start in range(0, len(values), step):
-            chunk = values[start : start + step]
+        for chunk in chunks(values, step):
             cursor.execute(_values_statement(table.name, columns, len(chunk) // width), chunk)
     finally:
         cursor.close()

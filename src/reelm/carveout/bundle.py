@@ -31,11 +31,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Table, select
 
 from reelm.audit.checkpoint import Verifier
-from reelm.carveout.manifest import _chunks, kind_of
+from reelm.carveout.manifest import OWNERS_PER_QUERY, kind_of
 from reelm.carveout.report import BUNDLE_FORMAT, ReportInvalid, open_document
 from reelm.config import Settings
 from reelm.db import GlobalModel
 from reelm.errors import InvalidInput
+from reelm.sql import chunks
 
 RECIPIENT_KEY_FILE = "handover-x25519.key"
 PUBLIC_PREFIX = "reelm-x25519:"
@@ -185,7 +186,7 @@ def catalog_rows(g: Any, users: set[str]) -> dict[str, list[Any]]:
         first_col, first_table, first_key = fks[0]
         wanted = sorted(keys.get((first_table, first_key), set()))
         rows = []
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted, OWNERS_PER_QUERY):
             rows += list(g.execute(select(table).where(table.c[first_col].in_(chunk))))
         rows = [
             r

@@ -22,11 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, delete, select, text
+from sqlalchemy import Table, delete, select
 
-from reelm.carveout.manifest import _chunks, region_tables, tune_sqlite, with_blobs
+from reelm.carveout.manifest import OWNERS_PER_QUERY, region_tables, tune_sqlite, with_blobs
 from reelm.residency.blobs import LocalBlobStore
 from reelm.residency.store import RegionStore
+from reelm.sql import among, chunks, qmarks
 
 Crash = Callable[[str], None]
 FILE_THREADS = 16
@@ -86,8 +87,8 @@ def _copy_sqlite(
         tune_sqlite(db, "carveout_src")
         try:
             db.execute("BEGIN IMMEDIATE")
-            for chunk in _chunks(owners):
-                marks = ", ".join("?" for _ in chunk)
+            for chunk in chunks(owners, OWNERS_PER_QUERY):
+                marks = qmarks(len(chunk))
                 for table in reversed(tables):
                     db.execute(
                         f'DELETE FROM main."{table.name}" WHERE owner_id IN ({marks})', chunk
@@ -95,8 +96,8 @@ def _copy_sqlite(
             first = True
             for table in tables:
                 cols = _columns(table)
-                for chunk in _chunks(owners):
-                    marks = ", ".join("?" for _ in chunk)
+                for chunk in chunks(owners, OWNERS_PER_QUERY):
+                    marks = qmarks(len(chunk))
                     copied += db.execute(
                         f'INSERT INTO main."{table.name}" ({cols}) SELECT {cols} '
                         f'FROM carveout_src."{table.name}" WHERE owner_id IN ({marks})',
@@ -180,11 +181,11 @@ def _copy_generic(
     copied = 0
     with source.engine.connect() as src, target.engine.begin() as dst:
         for table in reversed(tables):
-            for chunk in _chunks(owners):
+            for chunk in chunks(owners, OWNERS_PER_QUERY):
                 dst.execute(delete(table).where(table.c.owner_id.in_(chunk)))
         first = True
         for table in tables:
-            for chunk in _chunks(owners):
+            for chunk in chunks(owners, OWNERS_PER_QUERY):
                 rows = [
                     dict(r._mapping)
                     for r in src.execute(select(table).where(table.c.owner_id.in_(chunk)))
@@ -211,17 +212,14 @@ def delete_rows(store: RegionStore, owners: Sequence[str], *, crash: Crash = _no
     if store.engine.dialect.name == "sqlite":
         return _delete_sqlite(store, owners, crash)
     deleted = 0
+    pg = store.engine.dialect.name == "postgresql"  # one array parameter, not thousands
     with store.engine.begin() as conn:
         first = True
         for table in reversed(region_tables(store.engine)):
-            for chunk in _chunks(owners):
-                if conn.dialect.name == "postgresql":  # one array parameter, not thousands
-                    sql = text(f'DELETE FROM "{table.name}" WHERE owner_id = ANY(:owners)')
-                    deleted += conn.execute(sql, {"owners": chunk}).rowcount
-                else:
-                    deleted += conn.execute(
-                        delete(table).where(table.c.owner_id.in_(chunk))
-                    ).rowcount
+            for chunk in chunks(owners, OWNERS_PER_QUERY):
+                deleted += conn.execute(
+                    delete(table).where(among(table.c.owner_id, chunk, pg=pg))
+                ).rowcount
             if first:
                 crash("clean.rows_mid")
                 first = False
@@ -236,8 +234,8 @@ def _delete_sqlite(store: RegionStore, owners: Sequence[str], crash: Crash) -> i
         tune_sqlite(db)
         first = True
         for table in reversed(region_tables(store.engine)):
-            for chunk in _chunks(owners):
-                marks = ", ".join("?" for _ in chunk)
+            for chunk in chunks(owners, OWNERS_PER_QUERY):
+                marks = qmarks(len(chunk))
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     deleted += db.execute(

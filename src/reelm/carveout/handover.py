@@ -50,11 +50,12 @@ from reelm.carveout.journal import (
     DIRECTORY,
     JOURNAL,
     RUNS,
+    journal_insert,
     logged_carveout_entries,
     repoint_tables,
     run_dir,
 )
-from reelm.carveout.manifest import _chunks, compute_manifests, region_tables, run_root
+from reelm.carveout.manifest import OWNERS_PER_QUERY, compute_manifests, region_tables, run_root
 from reelm.carveout.plan import select_users
 from reelm.carveout.report import (
     BUNDLE_FORMAT,
@@ -70,6 +71,7 @@ from reelm.errors import Conflict, InvalidInput, NotFound
 from reelm.residency.models import ACTIVE, MOVING
 from reelm.residency.service import active_policy_hash
 from reelm.residency.store import Platform, RegionStore, wait_for_writers
+from reelm.sql import bind, chunks
 
 EXPORT_TARGET = "export"
 """`moving_to` and journal `to_region` of users being handed over: no region has this name."""
@@ -126,15 +128,9 @@ def do_export(
                 detail=json.dumps(detail), started_at=now,
             )
         )  # fmt: skip
-        rows = [
-            {"run_id": bundle_id, "user_id": u, "from_region": f, "to_region": EXPORT_TARGET,
-             "step": m.PLANNED, "manifest_root": None, "updated_at": now}
-            for u, (f, _t, _j) in sorted(moves.items())
-        ]  # fmt: skip
-        for start in range(0, len(rows), 5000):
-            g.execute(insert(JOURNAL), rows[start : start + 5000])
-        for start in range(0, len(rows), 1000):
-            chunk = [r["user_id"] for r in rows[start : start + 1000]]
+        planned = {u: (f, EXPORT_TARGET) for u, (f, _t, _j) in moves.items()}
+        journal_insert(g, bundle_id, planned, now)
+        for chunk in chunks(sorted(moves), 1000):
             g.execute(
                 update(DIRECTORY)
                 .where(DIRECTORY.c.user_id.in_(chunk), DIRECTORY.c.state == ACTIVE)
@@ -167,7 +163,7 @@ def _write_bundle(
     ):
         for region, users in by_region.items():
             store = platform.regions[region]
-            for chunk in _chunks(users, BATCH):
+            for chunk in chunks(users, BATCH):
                 for record in _export_batch(platform, store, bundle_id, chunk, moves, roots):
                     lines.write(json.dumps(record, sort_keys=True).encode() + b"\n")
     with zipfile.ZipFile(payload, "a", zipfile.ZIP_STORED) as z:
@@ -293,7 +289,7 @@ def do_abort_export(platform: Platform, bundle_id: str) -> int:
         users = [
             u for (u,) in g.execute(select(JOURNAL.c.user_id).where(JOURNAL.c.run_id == bundle_id))
         ]
-        for chunk in _chunks(users):
+        for chunk in chunks(users, OWNERS_PER_QUERY):
             g.execute(
                 update(DIRECTORY)
                 .where(
@@ -382,14 +378,15 @@ def _import_records(
             u for (u,) in g.execute(select(JOURNAL.c.user_id).where(JOURNAL.c.run_id == bundle_id))
         }
         clash = []
-        for chunk in _chunks([r["user_id"] for r in records if r["user_id"] not in mine]):
+        newcomers = [r for r in records if r["user_id"] not in mine]
+        for chunk in chunks([r["user_id"] for r in newcomers], OWNERS_PER_QUERY):
             clash += [
                 f"user {u}"
                 for (u,) in g.execute(
                     select(DIRECTORY.c.user_id).where(DIRECTORY.c.user_id.in_(chunk))
                 )
             ]
-        for chunk in _chunks([r["handle_key"] for r in records if r["user_id"] not in mine]):
+        for chunk in chunks([r["handle_key"] for r in newcomers], OWNERS_PER_QUERY):
             clash += [
                 f"handle @{h}"
                 for (h,) in g.execute(
@@ -421,10 +418,8 @@ def _import_records(
     source_name = Verifier.from_vkey(header["source"]).name
     for region, recs in by_region.items():
         store = platform.regions[region]
-        for start in range(0, len(recs), BATCH):
-            _import_batch(
-                platform, settings, store, bundle_id, source_name, recs[start : start + BATCH], z
-            )
+        for batch in chunks(recs, BATCH):
+            _import_batch(platform, settings, store, bundle_id, source_name, batch, z)
     with platform.global_store.engine.connect() as g:
         roots = [
             r
@@ -570,16 +565,10 @@ def _import_batch(
     with platform.global_store.engine.begin() as g:
         g.execute(
             update(JOURNAL)
-            .where(JOURNAL.c.run_id == bundle_id, JOURNAL.c.user_id == _b("u"))
-            .values(step=m.FINISHED, manifest_root=_b("root"), updated_at=utcnow()),
+            .where(JOURNAL.c.run_id == bundle_id, JOURNAL.c.user_id == bind("u"))
+            .values(step=m.FINISHED, manifest_root=bind("root"), updated_at=utcnow()),
             [{"u": r["user_id"], "root": r["manifest_root"]} for r in todo],
         )
-
-
-def _b(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name)
 
 
 # --- finish at the source ------------------------------------------------------------------------
@@ -624,16 +613,8 @@ def do_finish_export(
     to_region = importer.name[:128]
     for region, items in by_region.items():
         store = platform.regions[region]
-        for start in range(0, len(items), BATCH):
-            _finish_batch(
-                platform,
-                settings,
-                store,
-                bundle_id,
-                detail,
-                to_region,
-                items[start : start + BATCH],
-            )
+        for batch in chunks(items, BATCH):
+            _finish_batch(platform, settings, store, bundle_id, detail, to_region, batch)
     from reelm.carveout.report import do_report
 
     report = do_report(platform, settings, bundle_id)

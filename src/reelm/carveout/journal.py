@@ -17,6 +17,7 @@ from reelm.carveout import models as m
 from reelm.config import Settings
 from reelm.db import GlobalModel
 from reelm.residency.models import DirectoryEntry
+from reelm.sql import chunks
 
 RUNS: Table = m.CarveOutRun.__table__  # type: ignore[assignment]
 JOURNAL: Table = m.CarveOutUser.__table__  # type: ignore[assignment]
@@ -85,8 +86,8 @@ def journal_insert(g: Any, run_id: str, moves: dict[str, tuple[str, str]], now: 
          "manifest_root": None, "updated_at": now}
         for u, (f, t) in sorted(moves.items())
     ]  # fmt: skip
-    for start in range(0, len(rows), 5000):
-        g.execute(insert(JOURNAL), rows[start : start + 5000])
+    for chunk in chunks(rows, 5000):
+        g.execute(insert(JOURNAL), chunk)
 
 
 def logged_carveout_entries(log: RegionLog, start: int, run_id: str) -> set[tuple[str, str]]:

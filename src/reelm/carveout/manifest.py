@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -47,9 +47,10 @@ import reelm.all_models  # noqa: F401  (every region table is known)
 from reelm.audit.merkle import leaf_hash, root_from_leaf_hashes
 from reelm.db import RegionModel
 from reelm.residency.store import RegionStore
+from reelm.sql import chunks, qmarks
 
 NULL = "~"
-CHUNK = 5000
+OWNERS_PER_QUERY = 5000
 """Owners per query (an IN list on SQLite, an array on PostgreSQL): large, so PostgreSQL reads
 the heap pages of a batch in one bitmap scan, in physical order."""
 
@@ -171,11 +172,6 @@ def region_tables(engine: Engine) -> list[Table]:
     return [t for t in RegionModel.metadata.sorted_tables if t.name in existing]
 
 
-def _chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
 def table_digests(
     engine: Engine, table: Table, owners: Sequence[str]
 ) -> dict[str, tuple[int, str]]:
@@ -188,7 +184,7 @@ def table_digests(
         if dialect == "sqlite":
             tune_sqlite(raw.driver_connection)
         cur = raw.cursor()
-        for chunk in _chunks(owners):
+        for chunk in chunks(owners, OWNERS_PER_QUERY):
             if dialect == "postgresql" and not plan.floats:
                 cur.execute(
                     f"SELECT owner_id, count(*), encode(sha256(convert_to(string_agg("
@@ -204,7 +200,7 @@ def table_digests(
             if dialect == "postgresql":
                 where, params = "owner_id = ANY(%s)", (chunk,)
             else:
-                where, params = f"owner_id IN ({', '.join('?' for _ in chunk)})", tuple(chunk)
+                where, params = f"owner_id IN ({qmarks(len(chunk))})", tuple(chunk)
             cur.execute(
                 f'SELECT owner_id, {plan.line}{extra} FROM "{table.name}" WHERE {where} '
                 f"ORDER BY owner_id, {plan.order}",

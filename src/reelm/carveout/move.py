@@ -13,8 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, String, any_, bindparam, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, select, text, update
 
 from reelm.audit.entries import CarveOutMove, Entry, KeyDestruction
 from reelm.audit.log import region_log
@@ -43,6 +42,7 @@ from reelm.residency.models import ACTIVE, MOVING
 from reelm.residency.policy import ResidencyPolicy
 from reelm.residency.service import do_activate_policy, write_policy_file
 from reelm.residency.store import Platform, RegionStore, wait_for_writers
+from reelm.sql import among, bind, chunks
 
 
 class Mover:
@@ -102,12 +102,11 @@ class Mover:
             }
 
     def _set_step(self, g: Any, users: Sequence[str], step: str) -> None:
-        for start in range(0, len(users), self._chunk):
+        for chunk in chunks(users, self._chunk):
             g.execute(
                 update(JOURNAL)
                 .where(
-                    JOURNAL.c.run_id == self.run_id,
-                    _among(JOURNAL.c.user_id, users[start : start + self._chunk], pg=self._pg),
+                    JOURNAL.c.run_id == self.run_id, among(JOURNAL.c.user_id, chunk, pg=self._pg)
                 )
                 .values(step=step, updated_at=utcnow())
             )
@@ -116,8 +115,7 @@ class Mover:
         """Journal `verified` with each user's manifest root: one statement per thousand users
         (PostgreSQL: the pairs as two arrays; SQLite, in process: an executemany)."""
         pairs = sorted(roots.items())
-        for start in range(0, len(pairs), 1000):
-            chunk = pairs[start : start + 1000]
+        for chunk in chunks(pairs, 1000):
             if g.dialect.name == "postgresql":
                 g.execute(
                     text(
@@ -132,8 +130,8 @@ class Mover:
                 continue
             g.execute(
                 update(JOURNAL)
-                .where(JOURNAL.c.run_id == self.run_id, JOURNAL.c.user_id == _bind("u"))
-                .values(step=m.VERIFIED, manifest_root=_bind("root"), updated_at=utcnow()),
+                .where(JOURNAL.c.run_id == self.run_id, JOURNAL.c.user_id == bind("u"))
+                .values(step=m.VERIFIED, manifest_root=bind("root"), updated_at=utcnow()),
                 [{"u": u, "root": r} for u, r in chunk],
             )
 
@@ -247,8 +245,8 @@ class Mover:
         now = time.monotonic()
         self.resumed.update(u for users in groups.values() for u in users)
         for (src, dst), users in groups.items():
-            for start in range(0, len(users), self.options.batch):
-                self.cleanup.append((users[start : start + self.options.batch], src, dst, now))
+            for batch in chunks(users, self.options.batch):
+                self.cleanup.append((batch, src, dst, now))
 
     def _add_stragglers(self) -> bool:
         """Users who need moving but are not in the journal yet (signed up under the old policy
@@ -324,13 +322,12 @@ class Mover:
         d = DIRECTORY.c
         with self._global(begin=True) as g:
             marked: set[str] = set()
-            for start in range(0, len(users), self._chunk):
-                chunk = users[start : start + self._chunk]
+            for chunk in chunks(users, self._chunk):
                 marked.update(
                     g.execute(
                         update(DIRECTORY)
                         .where(
-                            _among(d.user_id, chunk, pg=self._pg),
+                            among(d.user_id, chunk, pg=self._pg),
                             d.home_region == src,
                             (d.state == ACTIVE) | ((d.state == MOVING) & (d.moving_to == dst)),
                         )
@@ -394,7 +391,7 @@ class Mover:
             g.execute(
                 update(DIRECTORY)
                 .where(
-                    _among(d.user_id, users, pg=self._pg),
+                    among(d.user_id, users, pg=self._pg),
                     d.state == MOVING,
                     d.home_region == source.name,
                 )
@@ -414,13 +411,12 @@ class Mover:
         d = DIRECTORY.c
         with self._global(begin=True) as g:
             flipped: set[str] = set()
-            for start in range(0, len(users), self._chunk):
-                chunk = users[start : start + self._chunk]
+            for chunk in chunks(users, self._chunk):
                 flipped.update(
                     g.execute(
                         update(DIRECTORY)
                         .where(
-                            _among(d.user_id, chunk, pg=self._pg),
+                            among(d.user_id, chunk, pg=self._pg),
                             d.state == MOVING,
                             d.home_region == src,
                             d.moving_to == dst,
@@ -432,7 +428,7 @@ class Mover:
                 for table, column in repoint_tables():
                     g.execute(
                         update(table)
-                        .where(_among(table.c[column], chunk, pg=self._pg), table.c.region == src)
+                        .where(among(table.c[column], chunk, pg=self._pg), table.c.region == src)
                         .values(region=dst)
                     )
             ok = [u for u in users if u in flipped]
@@ -475,7 +471,7 @@ class Mover:
                 g.execute(
                     select(JOURNAL.c.user_id, JOURNAL.c.step).where(
                         JOURNAL.c.run_id == self.run_id,
-                        _among(JOURNAL.c.user_id, users, pg=self._pg),
+                        among(JOURNAL.c.user_id, users, pg=self._pg),
                     )
                 ).all()
             )
@@ -526,7 +522,7 @@ class Mover:
                 g.execute(
                     select(JOURNAL.c.user_id, JOURNAL.c.manifest_root).where(
                         JOURNAL.c.run_id == self.run_id,
-                        _among(JOURNAL.c.user_id, users, pg=self._pg),
+                        among(JOURNAL.c.user_id, users, pg=self._pg),
                     )
                 ).all()
             )
@@ -613,17 +609,5 @@ class Mover:
         )
 
 
-def _among(column: Any, ids: Sequence[str], *, pg: bool) -> Any:
-    """`column IN ids`: one array parameter on PostgreSQL (an IN list of thousands of
-    parameters costs it more to plan than the update costs to run), an IN list elsewhere."""
-    if pg:
-        return column == any_(bindparam(None, list(ids), type_=ARRAY(String), unique=True))
-    return column.in_(ids)
-
-
 def _same(a: Manifest, b: Manifest) -> bool:
     return a.root == b.root
-
-
-def _bind(name: str) -> Any:
-    return bindparam(name)

@@ -15,12 +15,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from reelm.accounts.models import Account
-from reelm.carveout.manifest import _chunks, region_tables
+from reelm.carveout.manifest import OWNERS_PER_QUERY, region_tables
 from reelm.errors import InvalidInput
 from reelm.residency.models import ACTIVE, MOVING, DirectoryEntry
 from reelm.residency.policy import ResidencyPolicy
 from reelm.residency.service import active_policy_hash
 from reelm.residency.store import Home, Platform
+from reelm.sql import chunks
 
 
 @dataclass
@@ -100,8 +101,8 @@ def read_jurisdictions(
         query = select(accounts.c.owner_id, accounts.c.jurisdiction)
         wanted = [u for u, h in homes.items() if h.region == name] if only else None
         with store.engine.connect() as conn:
-            chunks = _chunks(wanted) if wanted is not None else iter([None])
-            for chunk in chunks:
+            parts = chunks(wanted, OWNERS_PER_QUERY) if wanted is not None else iter([None])
+            for chunk in parts:
                 q = query if chunk is None else query.where(accounts.c.owner_id.in_(chunk))
                 for owner, jurisdiction in conn.execute(q):
                     home = homes.get(owner)
@@ -161,7 +162,7 @@ def count_data(
         store = platform.regions[region]
         with store.engine.connect() as conn:
             for table in region_tables(store.engine):
-                for chunk in _chunks(users):
+                for chunk in chunks(users, OWNERS_PER_QUERY):
                     for owner, n in conn.execute(
                         select(table.c.owner_id, func.count())
                         .where(table.c.owner_id.in_(chunk))

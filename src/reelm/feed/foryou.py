@@ -37,6 +37,7 @@ from reelm.media.schemas import PublicVideoRead
 from reelm.media.service import media_urls
 from reelm.residency.store import Platform
 from reelm.social.service import Person
+from reelm.sql import chunks, qmarks
 
 MAX_PAGE = 50
 FINISHED_DAYS = 7
@@ -139,9 +140,8 @@ def fetch_videos(platform: Platform, ids: Iterable[str]) -> dict[str, VideoRow]:
     wanted = list(dict.fromkeys(ids))
     out: dict[str, VideoRow] = {}
     engine = platform.global_store.engine
-    for i in range(0, len(wanted), 500):
-        chunk = wanted[i : i + 500]
-        sql = f"SELECT {reads.CATALOG_COLUMNS} FROM catalog_videos WHERE id IN ({reads.marks(len(chunk))})"
+    for chunk in chunks(wanted, 500):
+        sql = f"SELECT {reads.CATALOG_COLUMNS} FROM catalog_videos WHERE id IN ({qmarks(len(chunk))})"
         for row in reads.catalog_rows(reads.run(engine, sql, chunk)):
             out[row.id] = row
     return out
@@ -152,10 +152,10 @@ def fetch_tags(platform: Platform, ids: Sequence[str]) -> dict[str, list[str]]:
     if not ids:
         return out
     with platform.global_store.session() as g:
-        for i in range(0, len(ids), 500):
+        for chunk in chunks(ids, 500):
             rows = g.execute(
                 select(VideoTag.video_id, VideoTag.value).where(
-                    VideoTag.kind == "hashtag", VideoTag.video_id.in_(ids[i : i + 500])
+                    VideoTag.kind == "hashtag", VideoTag.video_id.in_(chunk)
                 )
             )
             for vid, tag in rows:
@@ -167,7 +167,7 @@ def followed_videos(platform: Platform, follows: set[str]) -> list[VideoRow]:
     creators = list(follows)[:5000]
     sql = (
         f"SELECT {reads.CATALOG_COLUMNS} FROM catalog_videos "
-        f"WHERE creator_id IN ({reads.marks(len(creators))}) "
+        f"WHERE creator_id IN ({qmarks(len(creators))}) "
         f"ORDER BY published_at DESC LIMIT {FOLLOWING_TAKE}"
     )
     return list(reads.catalog_rows(reads.run(platform.global_store.engine, sql, creators)))
@@ -178,7 +178,7 @@ def followed_since(platform: Platform, follows: set[str], after: datetime) -> li
     creators = list(follows)[:5000]
     sql = (
         f"SELECT {reads.CATALOG_COLUMNS} FROM catalog_videos "
-        f"WHERE published_at > ? AND creator_id IN ({reads.marks(len(creators))}) "
+        f"WHERE published_at > ? AND creator_id IN ({qmarks(len(creators))}) "
         f"ORDER BY published_at DESC LIMIT {FOLLOWING_TAKE}"
     )
     return list(reads.catalog_rows(reads.run(engine, sql, [reads.when(engine, after), *creators])))

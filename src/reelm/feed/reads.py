@@ -80,7 +80,3 @@ def catalog_rows(rows: list[tuple[Any, ...]]) -> list[CatalogRow]:
             row._replace(published_at=timestamp(row.published_at), allow_comments=bool(r[6]))
         )
     return out
-
-
-def marks(n: int) -> str:
-    return ", ".join("?" * n)

@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from reelm.errors import ReelmError
+from reelm.sql import chunks, qmarks
 
 NONCE = 12
 CACHE_SECONDS = 30.0
@@ -179,9 +180,8 @@ class LocalKeyRing:
         each key once)."""
         out: dict[str, bytes] = {}
         with self._conn() as c:
-            for start in range(0, len(owner_ids), _BATCH):
-                chunk = list(owner_ids[start : start + _BATCH])
-                marks = ", ".join("?" for _ in chunk)
+            for chunk in chunks(owner_ids, _BATCH):
+                marks = qmarks(len(chunk))
                 for owner, wrapped in c.execute(
                     f"SELECT owner_id, wrapped FROM user_keys WHERE owner_id IN ({marks})", chunk
                 ):
@@ -209,9 +209,8 @@ class LocalKeyRing:
                 self._cache.pop(owner, None)
         had: set[str] = set()
         with self._conn() as c:
-            for start in range(0, len(owner_ids), _BATCH):
-                chunk = list(owner_ids[start : start + _BATCH])
-                marks = ", ".join("?" for _ in chunk)
+            for chunk in chunks(owner_ids, _BATCH):
+                marks = qmarks(len(chunk))
                 had.update(
                     owner
                     for (owner,) in c.execute(

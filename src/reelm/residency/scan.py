@@ -15,6 +15,7 @@ from sqlalchemy import func, inspect, select
 import reelm.all_models  # noqa: F401  (every region table is known)
 from reelm.db import RegionModel
 from reelm.residency.store import Home, Platform
+from reelm.sql import chunks
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,7 @@ def do_scan(platform: Platform, *, progress: Progress | None = None) -> ScanRepo
                         bad.append(owner)
                 report.rows += counted
                 pk = list(table.primary_key.columns)
-                for i in range(0, len(bad), 500):
-                    chunk = bad[i : i + 500]
+                for chunk in chunks(bad, 500):
                     for row in conn.execute(
                         select(*pk, table.c.owner_id).where(table.c.owner_id.in_(chunk))
                     ):

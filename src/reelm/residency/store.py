@@ -24,6 +24,7 @@ from reelm.residency.blobs import BlobStore, open_blob_store
 from reelm.residency.keys import FieldCipher, KeyRing, LocalKeyRing
 from reelm.residency.models import ACTIVE, DELETED, MOVING, PENDING, DirectoryEntry
 from reelm.residency.policy import ResidencyPolicy
+from reelm.sql import chunks
 
 
 def normalise_url(url: str) -> str:
@@ -79,7 +80,7 @@ class Directory:
         ids = list(set(user_ids))
         out: dict[str, Home] = {}
         with Session(self.engine) as s:
-            for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+            for chunk in chunks(ids, 500):
                 rows = s.execute(
                     select(
                         DirectoryEntry.user_id,
