@@ -3,6 +3,7 @@
 from reelm.accounts import models as accounts_models
 from reelm.audit import models as audit_models
 from reelm.carveout import models as carveout_models
+from reelm.effects import models as effects_models
 from reelm.media import models as media_models
 from reelm.residency import models as residency_models
 from reelm.social import models as social_models
@@ -13,6 +14,7 @@ __all__ = [
     "accounts_models",
     "audit_models",
     "carveout_models",
+    "effects_models",
     "media_models",
     "residency_models",
     "social_models",

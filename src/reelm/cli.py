@@ -190,7 +190,22 @@ def worker(ctx: click.Context, regions: tuple[str, ...], workers: int) -> None:
     schedule_training(platform, settings, region)  # the For You model, retrained periodically
     requeued = requeue_unfinished(platform, settings, region)
     console.print(f"worker for region {region}: {len(requeued)} unfinished job(s) requeued")
-    huey.create_consumer(workers=workers, worker_type="thread", check_worker_health=True).run()
+    import threading
+
+    from reelm.effects.service import run_dispatcher
+
+    stop = threading.Event()
+    # the outbox's dispatcher: effects left after their action (a recipient moving, a database
+    # that was down, a crash) are applied within seconds
+    threading.Thread(
+        target=run_dispatcher, args=(platform, region, stop), name="effects", daemon=True
+    ).start()
+    try:
+        huey.create_consumer(
+            workers=workers, worker_type="thread", check_worker_health=True
+        ).run()
+    finally:
+        stop.set()
 
 
 @main.group()
@@ -475,6 +490,10 @@ main.add_command(carveout)
 from reelm.feed.cli import feed  # noqa: E402
 
 main.add_command(feed)
+
+from reelm.effects.cli import effects  # noqa: E402
+
+main.add_command(effects)
 
 if __name__ == "__main__":
     main()

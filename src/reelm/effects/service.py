@@ -1,0 +1,480 @@
+"""The outbox of each region and its dispatcher.
+
+An action commits once, in the actor's home region. Whatever it changes elsewhere (a public
+counter, the catalog's copy of a comment or a video, a notification in the recipient's region)
+is emitted as an `Effect` row in that same transaction (`action`), so the action and its
+effects commit or fail together. The dispatcher then applies each effect in its own
+transaction on the target side, together with the effect's applied key (`AppliedEffect` in the
+catalog, `ReceivedEffect` in a region), and only then deletes the outbox row: a dispatcher that
+dies between the two finds the key when it runs again and applies nothing twice.
+
+It runs right after the action's commit (`action` calls it, so a like is counted before its
+answer), and, for what is left, in the region worker every few seconds (`run_dispatcher`): a
+recipient being carved out (`moving`), a database that is down, a crash. Waiting effects wait;
+an effect whose writer keeps failing is parked with its error after MAX_FAILURES tries and shown
+by `reelm effects list` until `reelm effects retry` puts it back. Nothing is dropped, except a
+notification for a user that no longer exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+import reelm.all_schemas  # noqa: F401  (every PUBLIC schema registered, by name)
+from reelm.carveout.crash import crash_point
+from reelm.db import utcnow
+from reelm.effects.models import AppliedEffect, Effect, EffectState, ReceivedEffect
+from reelm.errors import EgressRefused, ResidencyViolation, TryAgainLater
+from reelm.residency.egress import PublicRecord, check_public, destination, egress, schema_named
+from reelm.residency.models import ACTIVE, DELETED
+from reelm.residency.store import Platform, RegionStore
+
+log = logging.getLogger(__name__)
+
+MAX_FAILURES = 5
+"""Tries of an effect whose writer raises (not a wait) before it is parked."""
+BATCH = 500
+"""Effects one dispatcher pass reads from a region's outbox."""
+KEY_RETENTION = timedelta(days=7)
+"""How long applied keys are kept. An outbox row is deleted right after its effect applies
+(or by the next pass, seconds later), so a key only has to outlive that."""
+
+CATALOG = "catalog"
+"""The destination name of effects written into the global catalog."""
+
+
+class Outbox:
+    """The effects of one action, added to the action's region transaction."""
+
+    def __init__(self, session: Session, owner_id: str) -> None:
+        self.session = session
+        self.owner_id = owner_id
+        self.ids: list[str] = []
+
+    def emit(self, record: PublicRecord) -> None:
+        """Queue `record` for where it lands. It is checked as Egress checks it, now: a record
+        that may not leave the region fails the action, before anything commits."""
+        checked = check_public(record)
+        lane = destination(checked).lane
+        effect = Effect(
+            owner_id=self.owner_id,
+            kind=type(checked).__name__,
+            payload=checked.model_dump_json(),
+            lane=lane(checked) if lane else None,
+            ordinal=len(self.ids),
+        )
+        self.session.add(effect)
+        self.session.flush()
+        self.ids.append(effect.id)
+
+
+@contextmanager
+def action(platform: Platform, region: str, owner_id: str) -> Iterator[tuple[Session, Outbox]]:
+    """One action of `owner_id`: a transaction in `region` with its outbox. After the commit its
+    effects are dispatched at once; a failure there is only logged (the action has committed,
+    so its answer is a success, and the region worker applies what is left)."""
+    store = platform.region(region)
+    with store.transaction() as session:
+        outbox = Outbox(session, owner_id)
+        yield session, outbox
+    dispatch_soon(platform, region, outbox.ids)
+
+
+def dispatch_soon(platform: Platform, region: str, ids: Sequence[str]) -> None:
+    """Apply these just-committed effects now if their targets allow; never raises."""
+    if not ids:
+        return
+    try:
+        dispatch(platform, region, ids=ids)
+    except Exception:
+        log.exception("region %s: effects %s left for the worker", region, list(ids))
+
+
+@dataclass
+class DispatchReport:
+    selected: int = 0
+    applied: int = 0
+    waiting: int = 0
+    failed: int = 0
+    parked: int = 0
+    discarded: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: DispatchReport) -> None:
+        for name in ("selected", "applied", "waiting", "failed", "parked", "discarded"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors += other.errors
+
+
+@dataclass(frozen=True)
+class _Item:
+    id: str
+    owner_id: str
+    lane: str | None
+    created_at: datetime
+    record: PublicRecord | None  # None: the payload could not be read back (a poison effect)
+    error: str | None = None
+
+
+class _Wait(Exception):
+    """The target cannot take the effect yet (a moving recipient, a database that is down)."""
+
+
+def dispatch(
+    platform: Platform,
+    region: str,
+    *,
+    ids: Sequence[str] | None = None,
+    limit: int = BATCH,
+    due_only: bool = True,
+) -> DispatchReport:
+    """Apply pending effects of `region`'s outbox: `ids`, or the oldest due ones (with
+    `due_only=False`, also those still waiting out their backoff).
+
+    Effects of one lane apply in order: one waits while an older one of its lane is pending or
+    parked. Effects for one destination apply in one transaction there; if that transaction
+    fails for a reason other than a wait, each is tried alone so one poison effect holds up
+    only itself."""
+    store = platform.region(region)
+    items = _load(store, ids=ids, limit=limit, due_only=due_only)
+    report = DispatchReport(selected=len(items))
+    if not items:
+        return report
+    blocked = _blocked_lanes(store, items)
+    outcome = _Outcome()
+    groups: dict[str, list[_Item]] = {}
+    for item in items:
+        if item.lane is not None and item.lane in blocked:
+            outcome.wait(item, "an older effect of its lane is not applied yet")
+        elif item.record is None:
+            outcome.fail(item, item.error or "unreadable")
+            if item.lane is not None:
+                blocked.add(item.lane)
+        elif destination(item.record).recipient is None:
+            groups.setdefault(CATALOG, []).append(item)
+        else:
+            _route(platform, item, groups, outcome)
+    for target, group in groups.items():
+        _apply_group(platform, target, group, outcome, blocked)
+    outcome.settle(store, report)
+    return report
+
+
+def _load(
+    store: RegionStore, *, ids: Sequence[str] | None, limit: int, due_only: bool
+) -> list[_Item]:
+    with store.session() as s:
+        q = select(Effect).where(Effect.state == EffectState.PENDING)
+        if ids is not None:
+            q = q.where(Effect.id.in_(list(ids)))
+        elif due_only:
+            q = q.where(Effect.next_attempt_at <= utcnow())
+        rows = list(s.scalars(q.order_by(Effect.created_at, Effect.ordinal).limit(limit)))
+    return [_decode(row) for row in rows]
+
+
+def _decode(row: Effect) -> _Item:
+    try:
+        record: PublicRecord | None = schema_named(row.kind).model_validate_json(row.payload)
+        error = None
+    except (EgressRefused, ValueError) as e:
+        record, error = None, f"{type(e).__name__}: {e}"
+    return _Item(row.id, row.owner_id, row.lane, row.created_at, record, error)
+
+
+def _blocked_lanes(store: RegionStore, items: list[_Item]) -> set[str]:
+    """Lanes in which an effect outside this batch, older than the batch's first of that lane,
+    is still waiting or parked."""
+    first: dict[str, datetime] = {}
+    for item in items:
+        if item.lane is not None and item.lane not in first:
+            first[item.lane] = item.created_at
+    if not first:
+        return set()
+    with store.session() as s:
+        older = s.execute(
+            select(Effect.lane, func.min(Effect.created_at))
+            .where(Effect.lane.in_(list(first)), Effect.id.not_in([i.id for i in items]))
+            .group_by(Effect.lane)
+        ).all()
+    return {lane for lane, at in older if lane is not None and at <= first[lane]}
+
+
+def _route(
+    platform: Platform, item: _Item, groups: dict[str, list[_Item]], outcome: _Outcome
+) -> None:
+    """Add an effect bound for a user's region to the group of that region, as of now."""
+    assert item.record is not None
+    recipient_field = destination(item.record).recipient
+    assert recipient_field is not None
+    recipient = str(getattr(item.record, recipient_field))
+    home = platform.directory.homes([recipient]).get(recipient)
+    if home is None or home.state == DELETED:
+        outcome.discard(item, f"recipient {recipient} no longer exists")
+    elif home.state != ACTIVE:
+        outcome.wait(item, f"recipient {recipient} is {home.state}")
+    else:
+        groups.setdefault(home.region, []).append(item)
+
+
+def _apply_group(
+    platform: Platform, target: str, group: list[_Item], outcome: _Outcome, blocked: set[str]
+) -> None:
+    try:
+        _apply(platform, target, group)
+        outcome.applied += [i.id for i in group]
+        return
+    except _Wait as e:
+        for item in group:
+            outcome.wait(item, str(e))
+        return
+    except Exception as e:
+        if len(group) == 1:
+            outcome.fail(group[0], f"{type(e).__name__}: {e}")
+            return
+    for item in group:  # one by one, in order, so a poison effect holds up only its lane
+        if item.lane is not None and item.lane in blocked:
+            outcome.wait(item, "an older effect of its lane is not applied yet")
+            continue
+        try:
+            _apply(platform, target, [item])
+            outcome.applied.append(item.id)
+        except _Wait as e:
+            outcome.wait(item, str(e))
+        except Exception as e:
+            outcome.fail(item, f"{type(e).__name__}: {e}")
+        else:
+            continue
+        if item.lane is not None:
+            blocked.add(item.lane)
+
+
+def _apply(platform: Platform, target: str, group: list[_Item]) -> None:
+    """Write `group`'s records at `target` with their keys, in one transaction there."""
+    ids = [i.id for i in group]
+    try:
+        if target == CATALOG:
+            with platform.global_store.transaction() as g:
+                done = set(g.scalars(select(AppliedEffect.id).where(AppliedEffect.id.in_(ids))))
+                for item in group:
+                    if item.id not in done:
+                        g.add(AppliedEffect(id=item.id))
+                        egress(g, item.record)
+        else:
+            with platform.region(target).transaction() as r:
+                done = set(
+                    r.scalars(select(ReceivedEffect.id).where(ReceivedEffect.id.in_(ids)))
+                )
+                for item in group:
+                    if item.id not in done:
+                        assert item.record is not None
+                        recipient_field = destination(item.record).recipient
+                        owner = str(getattr(item.record, recipient_field or ""))
+                        r.add(ReceivedEffect(id=item.id, owner_id=owner))
+                        egress(r, item.record)
+    except (TryAgainLater, OperationalError) as e:
+        raise _Wait(f"{type(e).__name__}: {e}") from e
+    except ResidencyViolation as e:
+        # the recipient's home changed since it was read (a carve-out flipped them)
+        raise _Wait(f"{type(e).__name__}: {e}") from e
+    except IntegrityError as e:
+        # another dispatcher applied one of these at the same moment: its key is there now
+        if _all_applied(platform, target, ids):
+            return
+        raise e
+    except DBAPIError as e:
+        if e.connection_invalidated:
+            raise _Wait(f"{type(e).__name__}: {e}") from e
+        raise
+    crash_point("effects.target_committed")
+
+
+def _all_applied(platform: Platform, target: str, ids: list[str]) -> bool:
+    key = AppliedEffect if target == CATALOG else ReceivedEffect
+    store = platform.global_store if target == CATALOG else platform.region(target)
+    with store.session() as s:
+        found = s.scalar(select(func.count()).where(key.id.in_(ids))) or 0
+    return int(found) == len(ids)
+
+
+class _Outcome:
+    """What one pass did to each effect, written back to the outbox at the end."""
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+        self.discarded: list[str] = []
+        self.waits: dict[str, str] = {}
+        self.failures: dict[str, str] = {}
+
+    def wait(self, item: _Item, why: str) -> None:
+        self.waits[item.id] = why
+
+    def fail(self, item: _Item, error: str) -> None:
+        self.failures[item.id] = error
+
+    def discard(self, item: _Item, why: str) -> None:
+        log.info("effect %s discarded: %s", item.id, why)
+        self.discarded.append(item.id)
+
+    def settle(self, store: RegionStore, report: DispatchReport) -> None:
+        done = self.applied + self.discarded
+        try:
+            for chunk in _chunks(done):
+                with store.transaction() as s:
+                    s.execute(delete(Effect).where(Effect.id.in_(chunk)))
+        except (TryAgainLater, OperationalError) as e:
+            # an owner is moving, or the region is down: the keys make the next pass skip them
+            log.info("region %s: applied effects stay in the outbox for now (%s)", store.name, e)
+        report.applied += len(self.applied)
+        report.discarded += len(self.discarded)
+        report.waiting += len(self.waits)
+        report.failed += len(self.failures)
+        report.errors += list(self.failures.values())
+        if self.waits or self.failures:
+            try:
+                report.parked += _note_tries(store, self.waits, self.failures)
+            except (TryAgainLater, OperationalError) as e:
+                log.info("region %s: could not note effect tries (%s)", store.name, e)
+
+
+def _note_tries(store: RegionStore, waits: dict[str, str], failures: dict[str, str]) -> int:
+    now, parked = utcnow(), 0
+    with store.transaction() as s:
+        for effect in s.scalars(select(Effect).where(Effect.id.in_([*waits, *failures]))):
+            effect.attempts += 1
+            effect.next_attempt_at = now + _backoff(effect.attempts)
+            if effect.id in failures:
+                effect.failures += 1
+                effect.last_error = failures[effect.id][:2000]
+                if effect.failures >= MAX_FAILURES:
+                    effect.state = EffectState.PARKED
+                    parked += 1
+                    log.error("effect %s parked: %s", effect.id, effect.last_error)
+    return parked
+
+
+def _backoff(attempts: int) -> timedelta:
+    """1, 2, 4 … seconds, at most a minute: a carve-out batch lasts about a second."""
+    return timedelta(seconds=min(60, 2 ** min(attempts - 1, 6)))
+
+
+def _chunks(ids: list[str], size: int = BATCH) -> Iterator[list[str]]:
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+# --- the worker's loop, and what operators see ---------------------------------------------------
+
+
+def dispatch_all(platform: Platform, region: str, *, due_only: bool = True) -> DispatchReport:
+    """Passes over the region's outbox until no due effect is left that can apply now
+    (`due_only=False`: every pending one is tried, backoff or not, as an operator asks)."""
+    total = DispatchReport()
+    while True:
+        report = dispatch(platform, region, due_only=due_only)
+        total.add(report)
+        if report.selected < BATCH or report.applied + report.discarded == 0:
+            return total
+
+
+def run_dispatcher(
+    platform: Platform, region: str, stop: threading.Event, *, interval: float = 2.0
+) -> None:
+    """The region worker's dispatcher: a pass every `interval` seconds until `stop` is set,
+    and once an hour the applied keys past KEY_RETENTION are pruned."""
+    pruned_at = utcnow() - timedelta(hours=2)
+    while not stop.is_set():
+        try:
+            dispatch_all(platform, region)
+            if utcnow() - pruned_at > timedelta(hours=1):
+                prune_keys(platform, region)
+                pruned_at = utcnow()
+        except Exception:
+            log.exception("region %s: dispatcher pass failed; trying again", region)
+        stop.wait(interval)
+
+
+def prune_keys(platform: Platform, region: str, *, now: datetime | None = None) -> int:
+    """Drop applied keys older than KEY_RETENTION in `region` and in the catalog."""
+    cutoff = (now or utcnow()) - KEY_RETENTION
+    n = 0
+    try:
+        with platform.region(region).transaction() as r:
+            n += _rowcount(r.execute(delete(ReceivedEffect).where(ReceivedEffect.applied_at < cutoff)))
+    except TryAgainLater:
+        pass  # a recipient is moving; next hour
+    with platform.global_store.transaction() as g:
+        n += _rowcount(g.execute(delete(AppliedEffect).where(AppliedEffect.applied_at < cutoff)))
+    return n
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
+class EffectInfo:
+    id: str
+    region: str
+    owner_id: str
+    kind: str
+    state: str
+    attempts: int
+    failures: int
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime
+
+
+def list_effects(
+    platform: Platform, *, regions: Iterable[str] | None = None, parked_only: bool = False
+) -> list[EffectInfo]:
+    out: list[EffectInfo] = []
+    for name in regions or platform.regions:
+        with platform.region(name).session() as s:
+            q = select(Effect)
+            if parked_only:
+                q = q.where(Effect.state == EffectState.PARKED)
+            for e in s.scalars(q.order_by(Effect.created_at, Effect.ordinal)):
+                out.append(
+                    EffectInfo(
+                        e.id, name, e.owner_id, e.kind, e.state, e.attempts, e.failures,
+                        e.last_error, e.created_at, e.next_attempt_at,
+                    )
+                )
+    return out
+
+
+def do_retry(
+    platform: Platform, *, ids: Sequence[str] | None = None, regions: Iterable[str] | None = None
+) -> int:
+    """Put parked effects (`ids`, or all of them) back to pending, due now, with their failure
+    count reset; the dispatcher's next pass tries them."""
+    n = 0
+    for name in regions or platform.regions:
+        with platform.region(name).transaction() as s:
+            q = update(Effect).where(Effect.state == EffectState.PARKED)
+            if ids is not None:
+                q = q.where(Effect.id.in_(list(ids)))
+            n += _rowcount(
+                s.execute(
+                    q.values(
+                        state=EffectState.PENDING, failures=0, next_attempt_at=utcnow()
+                    )
+                )
+            )
+    return n
+
+
+def pending_count(platform: Platform, region: str) -> int:
+    with platform.region(region).session() as s:
+        return int(s.scalar(select(func.count()).select_from(Effect)) or 0)
