@@ -65,7 +65,7 @@ def user_of(platform: Platform, person: Person) -> CurrentUser:
 def make_video(platform: Platform, person: Person, *, public: bool = True) -> str:
     """A processed video written as the media service leaves one: an encrypted upload, the
     rendition files and poster under `<owner>/videos/<id>/`, the rows, the catalog entry."""
-    from reelm.media.service import _do_publish
+    from reelm.media.publish import do_publish
 
     user = user_of(platform, person)
     store = platform.region(user.region)
@@ -91,7 +91,7 @@ def make_video(platform: Platform, person: Person, *, public: bool = True) -> st
                 width=720, height=1280, published_at=now - timedelta(minutes=1),
             )
         )  # fmt: skip
-    _do_publish(platform, store, video_id)
+    do_publish(platform, store, video_id)
     person.videos.append(video_id)
     return video_id
 

@@ -55,7 +55,7 @@ def make_video(
     """A ready, published video without running a transcode (rows + catalog through Egress)."""
     from reelm.db import utcnow
     from reelm.media.models import Upload, Video
-    from reelm.media.service import _do_publish
+    from reelm.media.publish import do_publish
 
     store = platform.regions[region]
     with store.transaction() as s:
@@ -80,7 +80,7 @@ def make_video(
         s.add(video)
         s.flush()
         video_id = video.id
-    _do_publish(platform, store, video_id)
+    do_publish(platform, store, video_id)
     return video_id
 
 

@@ -89,3 +89,34 @@ class EgressRefused(ReelmError):
 
     status = 500
     code = "egress_refused"
+
+
+# Errors of the domains, one class each, so the same message and code are written once.
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+
+    def __init__(self, handle: str | None = None) -> None:
+        super().__init__(f"No user @{handle}." if handle else "No such user.")
+
+
+class VideoNotFound(NotFound):
+    code = "video_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("No such video.")
+
+
+class CommentNotFound(NotFound):
+    code = "comment_not_found"
+
+    def __init__(self, message: str = "No such comment.") -> None:
+        super().__init__(message)
+
+
+class UploadNotFound(NotFound):
+    code = "upload_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("No such upload.")

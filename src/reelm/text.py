@@ -17,3 +17,15 @@ def clean_text(value: str) -> str:
 
 
 UserText = Annotated[str, AfterValidator(clean_text)]
+
+
+HASHTAG = re.compile(r"(?<![\w#])#(\w{1,100})", re.UNICODE)
+MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.]{3,24})")
+
+
+def parse_caption(caption: str) -> tuple[list[str], list[str]]:
+    """Hashtags (lower-cased) and mentions (handles) in a caption or a comment, in order,
+    without repeats."""
+    tags = list(dict.fromkeys(t.lower() for t in HASHTAG.findall(caption)))
+    mentions = list(dict.fromkeys(m.lower().strip(".") for m in MENTION.findall(caption)))
+    return tags, mentions

@@ -15,7 +15,7 @@ from helpers import make_user, row_count
 from reelm.config import Settings
 from reelm.db import utcnow
 from reelm.media.models import Upload, Video
-from reelm.media.service import _do_publish
+from reelm.media.publish import do_publish
 from reelm.media.synth import make_test_clip
 from reelm.residency.scan import do_scan
 from reelm.residency.store import Platform
@@ -81,7 +81,7 @@ def published(
     store.blobs.put_bytes(
         f"{owner_id}/videos/{video_id}/poster.jpg", generated_cover("poster", "x", [0.3] * 50)
     )
-    _do_publish(platform, store, video_id)
+    do_publish(platform, store, video_id)
     return video_id
 
 
@@ -118,7 +118,7 @@ def test_a_public_video_that_allows_reuse_becomes_a_sound_in_every_region(
     assert [s.id for s in search_songs(platform, q="original ava").items] == [song.id]
     assert trending_songs(platform).items[0].uses_last_7_days == 1
     # Publishing again (a retried job) makes no second sound.
-    _do_publish(platform, platform.regions[region], video_id)
+    do_publish(platform, platform.regions[region], video_id)
     with platform.global_store.session() as g:
         assert g.scalar(select(func.count()).select_from(Song)) == 1
         assert g.scalar(select(func.count()).select_from(SongUse)) == 1
@@ -171,7 +171,7 @@ def test_an_original_sound_goes_when_its_video_is_no_longer_public(
         video = s.get(Video, video_id)
         assert video is not None
         video.visibility = "private"
-    _do_publish(platform, store, video_id)  # withdraws it from the catalog
+    do_publish(platform, store, video_id)  # withdraws it from the catalog
     assert do_remove_original_sounds(platform) == 1
     assert original_of(platform, video_id) is None
     for s in platform.regions.values():

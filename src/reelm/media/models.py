@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reelm.db import ID, GlobalModel, RegionModel, UTCDateTime, new_id, utcnow
+
+
+class UploadState(StrEnum):
+    RECEIVING = "receiving"
+    READY = "ready"
+    REJECTED = "rejected"
+
+
+class VideoState(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    READY = "ready"  # transcoded and stored; published unless private
+    FAILED = "failed"
 
 
 class Upload(RegionModel):
@@ -20,7 +34,7 @@ class Upload(RegionModel):
     filename: Mapped[str] = mapped_column(String(255), default="")
     declared_size: Mapped[int] = mapped_column(BigInteger)
     received: Mapped[int] = mapped_column(BigInteger, default=0)
-    state: Mapped[str] = mapped_column(String(16), default="receiving")  # receiving/ready/rejected
+    state: Mapped[str] = mapped_column(String(16), default=UploadState.RECEIVING)
     error_code: Mapped[str | None] = mapped_column(String(40), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     probe: Mapped[str | None] = mapped_column(Text, default=None)  # ProbeResult as JSON
@@ -42,7 +56,7 @@ class Video(RegionModel):
     allow_comments: Mapped[bool] = mapped_column(Boolean, default=True)
     allow_sound_reuse: Mapped[bool] = mapped_column(Boolean, default=True)
     sound_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    state: Mapped[str] = mapped_column(String(16), default=VideoState.QUEUED)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     failure: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -18,7 +18,7 @@ from reelm.media.filters import FILTERS
 from reelm.media.models import PublishedVideo, VideoTag
 from reelm.media.probe import ProbeResult
 from reelm.residency.egress import PublicRecord, public_schema
-from reelm.sounds.schemas import VideoSound
+from reelm.sounds.schemas import VideoSound, record_song_use
 from reelm.text import UserText
 
 MIN_OUTPUT_S = 1.0
@@ -213,9 +213,15 @@ def _write_video(catalog: Session, record: PublicVideoRecord) -> None:
         for v in dict.fromkeys(values):
             catalog.add(VideoTag(video_id=record.id, kind=kind, value=v))
     catalog.flush()
+    if record.sound_id is not None:
+        record_song_use(catalog, record.sound_id, video_id=record.id, at=record.published_at)
 
 
-@public_schema(_write_video)
+def _video_lane(record: PublicVideoRecord | VideoWithdrawal) -> str:
+    return f"video:{record.id}"
+
+
+@public_schema(_write_video, lane=_video_lane)
 class PublicVideoRecord(PublicRecord):
     """A published video's public fields: exactly these leave the creator's region."""
 
@@ -238,6 +244,20 @@ class PublicVideoRecord(PublicRecord):
     comment_count: int = 0
     share_count: int = 0
     view_count: int = 0
+
+
+def _withdraw_video(catalog: Session, record: VideoWithdrawal) -> None:
+    row = catalog.get(PublishedVideo, record.id)
+    if row is not None:
+        catalog.delete(row)
+        catalog.flush()
+
+
+@public_schema(_withdraw_video, lane=_video_lane)
+class VideoWithdrawal(PublicRecord):
+    """A published video leaves the catalog (its creator made it private): its id only."""
+
+    id: str
 
 
 class PublicVideoRead(BaseModel):

@@ -22,41 +22,44 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from reelm.accounts.models import Account
 from reelm.accounts.service import CurrentUser
 from reelm.config import Settings
 from reelm.db import utcnow
-from reelm.errors import Conflict, InvalidInput, NotFound, ReelmError
-from reelm.media.models import PublishedVideo, Upload, Video
+from reelm.effects.idempotency import Idempotency, remember, replay
+from reelm.effects.service import action
+from reelm.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ReelmError,
+    UploadNotFound,
+    VideoNotFound,
+)
+from reelm.media.models import PublishedVideo, Upload, UploadState, Video, VideoState
 from reelm.media.probe import MediaLimits, probe_upload
+from reelm.media.publish import creator_handle, do_publish, emit_publication, offer_original_sound
 from reelm.media.schemas import (
     EditSpec,
     PublicVideoRead,
-    PublicVideoRecord,
     UploadRead,
     VideoCreate,
     VideoRead,
     dumps,
 )
-from reelm.media.transcode import MP4_NAME, POSTER_NAME, TranscodeFailed, transcode
-from reelm.residency.egress import egress
-from reelm.residency.models import DirectoryEntry
+from reelm.media.transcode import TranscodeFailed, transcode
 from reelm.residency.store import Platform, RegionStore
-from reelm.sounds.originals import do_create_original_sound
 from reelm.sounds.service import (
     annotate_sounds,
     check_song_licensed,
-    do_record_song_use,
     get_song,
     song_path,
 )
+from reelm.text import parse_caption as parse_caption
 
 log = logging.getLogger(__name__)
-
-HASHTAG = re.compile(r"(?<![\w#])#(\w{1,100})", re.UNICODE)
-MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.]{3,24})")
-
 
 class UploadTooLarge(ReelmError):
     status = 413
@@ -67,13 +70,6 @@ def limits(settings: Settings) -> MediaLimits:
     return MediaLimits(
         max_bytes=settings.max_upload_bytes, max_duration_s=settings.max_video_seconds
     )
-
-
-def parse_caption(caption: str) -> tuple[list[str], list[str]]:
-    """Hashtags (lower-cased) and mentions (handles) in a caption, in order, without repeats."""
-    tags = list(dict.fromkeys(t.lower() for t in HASHTAG.findall(caption)))
-    mentions = list(dict.fromkeys(m.lower().strip(".") for m in MENTION.findall(caption)))
-    return tags, mentions
 
 
 # uploads
@@ -110,7 +106,35 @@ def parse_tus_metadata(header: str) -> dict[str, str]:
 
 
 def do_create_upload(
-    platform: Platform, settings: Settings, user: CurrentUser, *, size: int, filename: str
+    platform: Platform,
+    settings: Settings,
+    user: CurrentUser,
+    *,
+    size: int,
+    filename: str,
+    idempotency_key: str | None = None,
+) -> UploadRead:
+    """A new upload of `size` bytes. With an Idempotency-Key, a retried creation answers the
+    upload the first one made (as it stands now) instead of making another."""
+    request = Idempotency.of(idempotency_key, "upload", size, filename)
+    if (reply := replay(platform, user.region, user.user_id, request)) is not None:
+        return access_upload(platform, user, UploadRead.model_validate_json(reply).id)
+    try:
+        return _create_upload(platform, settings, user, size=size, filename=filename, request=request)
+    except IntegrityError:  # the same key at the same moment: the other request made it
+        if (reply := replay(platform, user.region, user.user_id, request)) is not None:
+            return access_upload(platform, user, UploadRead.model_validate_json(reply).id)
+        raise
+
+
+def _create_upload(
+    platform: Platform,
+    settings: Settings,
+    user: CurrentUser,
+    *,
+    size: int,
+    filename: str,
+    request: Idempotency | None,
 ) -> UploadRead:
     if size <= 0:
         raise InvalidInput("The file is empty.", code="empty_file")
@@ -124,15 +148,17 @@ def do_create_upload(
         upload = Upload(owner_id=user.user_id, filename=filename[:255], declared_size=size)
         s.add(upload)
         s.flush()
+        result = _upload_read(upload)
+        remember(s, user.user_id, request, result.model_dump_json())
         _staging(store, upload.id).touch()
-        return _upload_read(upload)
+        return result
 
 
 def access_upload(platform: Platform, user: CurrentUser, upload_id: str) -> UploadRead:
     with platform.region(user.region).session() as s:
         upload = s.get(Upload, upload_id)
         if upload is None or upload.owner_id != user.user_id:
-            raise NotFound("No such upload.", code="upload_not_found")
+            raise UploadNotFound()
         return _upload_read(upload)
 
 
@@ -153,8 +179,8 @@ async def do_append_upload(
     with store.session() as s:
         upload = s.get(Upload, upload_id)
         if upload is None or upload.owner_id != user.user_id:
-            raise NotFound("No such upload.", code="upload_not_found")
-        if upload.state != "receiving":
+            raise UploadNotFound()
+        if upload.state != UploadState.RECEIVING:
             raise Conflict("This upload is already complete.", code="upload_complete")
         if offset != upload.received:
             raise Conflict(
@@ -196,7 +222,7 @@ def do_complete_upload(
         with store.transaction() as s:
             upload = s.get(Upload, upload_id)
             assert upload is not None
-            upload.state, upload.error_code, upload.error_message = "rejected", e.code, e.message
+            upload.state, upload.error_code, upload.error_message = UploadState.REJECTED, e.code, e.message
         path.unlink(missing_ok=True)
         raise
     key = f"{user.user_id}/uploads/{upload_id}.enc"
@@ -208,7 +234,7 @@ def do_complete_upload(
     with store.transaction() as s:
         upload = s.get(Upload, upload_id)
         assert upload is not None
-        upload.state, upload.blob_key, upload.completed_at = "ready", key, utcnow()
+        upload.state, upload.blob_key, upload.completed_at = UploadState.READY, key, utcnow()
         upload.probe = dumps(dataclasses.asdict(probe))
         return _upload_read(upload)
 
@@ -242,7 +268,7 @@ def render_upload_preview(
     from reelm.media.filters import render_preview
 
     upload = access_upload(platform, user, upload_id)
-    if upload.state != "ready":
+    if upload.state != UploadState.READY:
         raise Conflict("The upload is not complete yet.", code="upload_incomplete")
     store = platform.region(user.region)
     return render_preview(
@@ -260,7 +286,7 @@ def render_upload_preview(
 def _video_read(v: Video) -> VideoRead:
     tags, mentions = parse_caption(v.caption)
     urls = None
-    if v.state == "ready":
+    if v.state == VideoState.READY:
         urls = media_urls(v.id)
     return VideoRead(
         id=v.id,
@@ -297,8 +323,8 @@ def check_create_video(
     with store.transaction() as s:
         upload = s.get(Upload, body.upload_id)
         if upload is None or upload.owner_id != user.user_id:
-            raise NotFound("No such upload.", code="upload_not_found")
-        if upload.state != "ready" or upload.probe is None:
+            raise UploadNotFound()
+        if upload.state != UploadState.READY or upload.probe is None:
             raise Conflict("The upload is not complete yet.", code="upload_incomplete")
         from reelm.media.probe import ProbeResult
 
@@ -337,7 +363,7 @@ def access_video(platform: Platform, user: CurrentUser, video_id: str) -> VideoR
     with platform.region(user.region).session() as s:
         video = s.get(Video, video_id)
         if video is None or video.owner_id != user.user_id:
-            raise NotFound("No such video.", code="video_not_found")
+            raise VideoNotFound()
         return _video_read(video)
 
 
@@ -350,11 +376,11 @@ def do_process_video(platform: Platform, settings: Settings, *, region: str, vid
         if video is None:
             log.warning("video %s: gone before processing", video_id)
             return
-        if video.state == "failed":
+        if video.state == VideoState.FAILED:
             return
-        owner, upload_id, ready = video.owner_id, video.upload_id, video.state == "ready"
+        owner, upload_id, ready = video.owner_id, video.upload_id, video.state == VideoState.READY
         if not ready:
-            video.state, video.attempts = "processing", video.attempts + 1
+            video.state, video.attempts = VideoState.PROCESSING, video.attempts + 1
         spec = EditSpec.model_validate_json(video.edit)
         sound_id = video.sound_id
     if not ready:
@@ -373,10 +399,11 @@ def do_process_video(platform: Platform, settings: Settings, *, region: str, vid
             with store.transaction() as s:
                 video = s.get(Video, video_id)
                 if video is not None:
-                    video.state, video.failure = "failed", e.message
+                    video.state, video.failure = VideoState.FAILED, e.message
             log.info("video %s failed: %s", video_id, e.message)
             return
-    _do_publish(platform, store, video_id)
+    else:
+        do_publish(platform, store, video_id)  # a rerun: the publication may not have applied
     shutil.rmtree(store.work_dir / "jobs" / video_id, ignore_errors=True)
     (store.work_dir / "sources" / f"{upload_id}.src").unlink(missing_ok=True)
 
@@ -418,92 +445,16 @@ def _do_transcode_and_store(
                 f"{owner}/videos/{video_id}/{path.relative_to(published).as_posix()}", path
             )
     top = result.renditions[0]
-    with store.transaction() as s:
+    handle = creator_handle(platform, owner)
+    with action(platform, store.name, owner) as (s, outbox):
         video = s.get(Video, video_id)
         assert video is not None
-        video.state, video.progress, video.failure = "ready", 100, None
+        video.state, video.progress, video.failure = VideoState.READY, 100, None
         video.duration_s, video.width, video.height = result.duration_s, top.width, top.height
         video.published_at = utcnow()
+        emit_publication(outbox, video, handle=handle, region=store.name)
+    offer_original_sound(platform, store, video, handle)
     log.info("video %s processed in %.1fs", video_id, time.monotonic() - started)
-
-
-def _do_publish(platform: Platform, store: RegionStore, video_id: str) -> None:
-    """Publish a ready video's public fields to the catalog (or withdraw a private one)."""
-    with store.session() as s:
-        video = s.get(Video, video_id)
-        if video is None or video.state != "ready":
-            return
-        with platform.global_store.transaction() as g:
-            if video.visibility == "private":
-                row = g.get(PublishedVideo, video_id)
-                if row is not None:
-                    g.delete(row)
-                return
-            entry = g.get(DirectoryEntry, video.owner_id)
-            assert entry is not None
-            handle = entry.handle
-            tags, mentions = parse_caption(video.caption)
-            assert video.published_at is not None
-            assert video.duration_s is not None
-            assert video.width is not None
-            assert video.height is not None
-            egress(
-                g,
-                PublicVideoRecord(
-                    id=video.id,
-                    creator_id=video.owner_id,
-                    creator_handle=entry.handle,
-                    region=store.name,
-                    caption=video.caption,
-                    hashtags=tags,
-                    mentions=mentions,
-                    visibility="followers" if video.visibility == "followers" else "public",
-                    allow_comments=video.allow_comments,
-                    allow_sound_reuse=video.allow_sound_reuse,
-                    sound_id=video.sound_id,
-                    duration_s=video.duration_s,
-                    width=video.width,
-                    height=video.height,
-                    published_at=video.published_at,
-                ),
-            )
-            if video.sound_id is not None:
-                do_record_song_use(g, video.sound_id, video_id=video.id, at=video.published_at)
-    # After the region session: extracting the sound reads and copies files.
-    if video.visibility == "public" and video.allow_sound_reuse and _keeps_own_sound(video):
-        _offer_original_sound(platform, store, video, handle)
-
-
-def _keeps_own_sound(video: Video) -> bool:
-    """The video's soundtrack is its own recorded sound (no library song, not silenced)."""
-    if video.sound_id is not None:
-        return False
-    try:
-        soundtrack = json.loads(video.edit).get("soundtrack") or {}
-    except (ValueError, AttributeError):
-        return False
-    return isinstance(soundtrack, dict) and soundtrack.get("kind", "original") == "original"
-
-
-def _offer_original_sound(
-    platform: Platform, store: RegionStore, video: Video, handle: str
-) -> None:
-    """Its creator lets others use this video's sound: make it an original sound. The video is
-    published already, so a failure here is logged and never un-publishes it."""
-    assert video.published_at is not None
-    base = f"{video.owner_id}/videos/{video.id}"
-    try:
-        do_create_original_sound(
-            platform,
-            store,
-            video_id=video.id,
-            handle=handle,
-            published_at=video.published_at,
-            video_key=f"{base}/{MP4_NAME}",
-            poster_key=f"{base}/{POSTER_NAME}",
-        )
-    except Exception:
-        log.exception("video %s: the original sound could not be made", video.id)
 
 
 def requeue_unfinished(platform: Platform, settings: Settings, region: str) -> list[str]:
@@ -511,7 +462,7 @@ def requeue_unfinished(platform: Platform, settings: Settings, region: str) -> l
     from reelm.media.tasks import enqueue_process_video
 
     with platform.region(region).session() as s:
-        ids = list(s.scalars(select(Video.id).where(Video.state.in_(("queued", "processing")))))
+        ids = list(s.scalars(select(Video.id).where(Video.state.in_((VideoState.QUEUED, VideoState.PROCESSING)))))
     for video_id in ids:
         enqueue_process_video(platform, settings, region=region, video_id=video_id)
     return ids
@@ -528,7 +479,7 @@ def get_public_video(
     with platform.global_store.session() as g:
         row = g.get(PublishedVideo, video_id)
         if row is None or row.visibility != "public":
-            raise NotFound("No such video.", code="video_not_found")
+            raise VideoNotFound()
         out = PublicVideoRead.model_validate(row)
         out.urls = media_urls(video_id)
     annotate_sounds(platform, viewer, [out])
@@ -548,14 +499,14 @@ def media_file(platform: Platform, user: CurrentUser | None, video_id: str, name
         visibility = row.visibility if row is not None else "private"
     if owner_region is None:
         if user is None:
-            raise NotFound("No such video.", code="video_not_found")
+            raise VideoNotFound()
         with platform.region(user.region).session() as s:
             video = s.get(Video, video_id)
-            if video is None or video.owner_id != user.user_id or video.state != "ready":
-                raise NotFound("No such video.", code="video_not_found")
+            if video is None or video.owner_id != user.user_id or video.state != VideoState.READY:
+                raise VideoNotFound()
         owner_region = (user.user_id, user.region)
     elif visibility != "public" and (user is None or user.user_id != owner_region[0]):
-        raise NotFound("No such video.", code="video_not_found")
+        raise VideoNotFound()
     owner, region = owner_region
     path = platform.region(region).blobs.local_path(f"{owner}/videos/{video_id}/{name}")
     if path is None or not path.is_file():

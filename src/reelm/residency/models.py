@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reelm.db import ID, GlobalModel, UTCDateTime, utcnow
 
+
 # Directory states. `pending`: sign-up started, the region write not yet committed (a crash here
 # leaves no protected data, and the janitor removes the entry). `moving`: a carve-out is copying the
 # user to `moving_to`; writes are allowed in both regions until the flip.
-PENDING, ACTIVE, MOVING, DELETED = "pending", "active", "moving", "deleted"
+class UserState(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    MOVING = "moving"
+    DELETED = "deleted"
+
+
+PENDING, ACTIVE, MOVING, DELETED = UserState
 
 
 class DirectoryEntry(GlobalModel):

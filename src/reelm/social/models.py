@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reelm.db import ID, GlobalModel, RegionModel, UTCDateTime, new_id, utcnow
+
+
+class FollowStatus(StrEnum):
+    ACTIVE = "active"
+    PENDING = "pending"  # asked of a private account, not yet approved
+    NONE = "none"  # no follow (answers only; never stored)
 
 
 class Follow(RegionModel):
@@ -18,7 +25,7 @@ class Follow(RegionModel):
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     followee_id: Mapped[str] = mapped_column(ID, index=True)
-    state: Mapped[str] = mapped_column(String(10), default="active")  # active / pending
+    state: Mapped[str] = mapped_column(String(10), default=FollowStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

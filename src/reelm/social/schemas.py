@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from enum import StrEnum
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from reelm.media.models import PublishedVideo
@@ -64,15 +65,29 @@ class FollowState(BaseModel):
 
 
 def _write_comment(catalog: Session, record: PublicCommentRecord) -> None:
+    """Publish (or edit) a comment; a new one counts on its video. A reply whose parent was
+    removed meanwhile is not published: it would hang under nothing."""
     row = catalog.get(PublicComment, record.id)
-    if row is None:
-        catalog.add(PublicComment(**record.model_dump()))
-    else:
+    if row is not None:
         row.text = record.text
+        catalog.flush()
+        return
+    if record.parent_id is not None and catalog.get(PublicComment, record.parent_id) is None:
+        return
+    catalog.add(PublicComment(**record.model_dump()))
     catalog.flush()
+    _add_to_count(catalog, PublishedVideo.comment_count, PublishedVideo.id == record.video_id, 1)
 
 
-@public_schema(_write_comment)
+def _add_to_count(catalog: Session, column: Any, where: Any, delta: int) -> None:
+    catalog.execute(update(column.class_).where(where).values({column: column + delta}))
+
+
+def _comment_lane(record: PublicCommentRecord | CommentRemoval) -> str:
+    return f"comment:{record.id}"
+
+
+@public_schema(_write_comment, lane=_comment_lane)
 class PublicCommentRecord(PublicRecord):
     """A comment's published text: exactly these fields leave the author's region."""
 
@@ -85,8 +100,48 @@ class PublicCommentRecord(PublicRecord):
     created_at: datetime
 
 
-VIDEO_COUNTS = {"like_count", "comment_count", "share_count", "view_count"}
-USER_COUNTS = {"followers", "following", "likes_received", "videos"}
+def _remove_comment(catalog: Session, record: CommentRemoval) -> None:
+    """Take a comment and its replies out of the catalog; its video counts what was removed."""
+    removed = catalog.execute(
+        delete(PublicComment).where(
+            (PublicComment.id == record.id) | (PublicComment.parent_id == record.id)
+        )
+    )
+    n = int(getattr(removed, "rowcount", 0) or 0)
+    if n:
+        _add_to_count(
+            catalog, PublishedVideo.comment_count, PublishedVideo.id == record.video_id, -n
+        )
+
+
+@public_schema(_remove_comment, lane=_comment_lane)
+class CommentRemoval(PublicRecord):
+    """A comment (and its replies) is deleted: its id and its video's, nothing else."""
+
+    id: str
+    video_id: str
+
+
+class CounterKind(StrEnum):
+    """The public aggregates a `CountChange` moves."""
+
+    LIKE_COUNT = "like_count"
+    COMMENT_COUNT = "comment_count"
+    SHARE_COUNT = "share_count"
+    VIEW_COUNT = "view_count"
+    FOLLOWERS = "followers"
+    FOLLOWING = "following"
+    LIKES_RECEIVED = "likes_received"
+    VIDEOS = "videos"
+
+
+VIDEO_COUNTS = {
+    CounterKind.LIKE_COUNT,
+    CounterKind.COMMENT_COUNT,
+    CounterKind.SHARE_COUNT,
+    CounterKind.VIEW_COUNT,
+}
+USER_COUNTS = set(CounterKind) - VIDEO_COUNTS
 
 
 def _write_count(catalog: Session, record: CountChange) -> None:
@@ -119,16 +174,7 @@ class CountChange(PublicRecord):
 
     target: Literal["video", "user"]
     id: str
-    field: Literal[
-        "like_count",
-        "comment_count",
-        "share_count",
-        "view_count",
-        "followers",
-        "following",
-        "likes_received",
-        "videos",
-    ]
+    field: CounterKind
     delta: int
 
 
@@ -139,7 +185,7 @@ def _write_notification(region: Session, record: NotificationRecord) -> None:
     region.flush()
 
 
-@public_schema(_write_notification)
+@public_schema(_write_notification, recipient="recipient_id")
 class NotificationRecord(PublicRecord):
     """What crosses into the recipient's region: who (public handle) did what to which public
     thing. No protected field of the actor ever travels."""

@@ -1,22 +1,34 @@
-"""Social actions. The actor's record goes to the actor's region; public aggregates and a
-comment's published text go to the catalog through Egress; notifications go into the recipient's
-region through Egress. A check that needs another user's protected data (is the creator's account
+"""Social actions. Each commits once, in the actor's region: the actor's record together with
+its effects in that region's outbox (public counters, a comment's published text, notifications
+for the recipient's region), which the dispatcher applies exactly once after the commit (see
+effects/service.py). A check that needs another user's protected data (is the creator's account
 private? did they block me?) runs in that user's region and returns only the yes/no answer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from reelm.accounts.models import Account
 from reelm.accounts.service import CurrentUser
 from reelm.db import utcnow
-from reelm.errors import Forbidden, InvalidInput, NotFound
+from reelm.effects.idempotency import Idempotency, remember, replay
+from reelm.effects.service import Outbox, action
+from reelm.errors import (
+    CommentNotFound,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    UserNotFound,
+    VideoNotFound,
+)
 from reelm.media.models import PublishedVideo, Video
+from reelm.media.publish import creator_handle, emit_publication
 from reelm.residency.egress import egress
 from reelm.residency.models import ACTIVE, DirectoryEntry
 from reelm.residency.store import Platform
@@ -24,6 +36,7 @@ from reelm.social.models import (
     Block,
     Comment,
     Follow,
+    FollowStatus,
     Like,
     Mute,
     Notification,
@@ -36,13 +49,16 @@ from reelm.social.models import (
 from reelm.social.schemas import (
     CommentCreate,
     CommentRead,
+    CommentRemoval,
     CountChange,
+    CounterKind,
     FollowState,
     NotificationRead,
     NotificationRecord,
     PublicCommentRecord,
     WatchBatch,
 )
+from reelm.text import parse_caption
 
 VIEW_AFTER_MS = 1000
 
@@ -62,7 +78,7 @@ def person_by_handle(platform: Platform, handle: str) -> Person:
             )
         )
     if e is None:
-        raise NotFound(f"No user @{handle}.", code="user_not_found")
+        raise UserNotFound(handle)
     return Person(e.user_id, e.handle, e.home_region)
 
 
@@ -70,7 +86,7 @@ def person_by_id(platform: Platform, user_id: str) -> Person:
     with platform.global_store.session() as g:
         e = g.get(DirectoryEntry, user_id)
     if e is None or e.state != ACTIVE:
-        raise NotFound("No such user.", code="user_not_found")
+        raise UserNotFound()
     return Person(e.user_id, e.handle, e.home_region)
 
 
@@ -78,13 +94,12 @@ def _me(user: CurrentUser) -> Person:
     return Person(user.user_id, user.handle, user.region)
 
 
-def _count(platform: Platform, target: str, target_id: str, field: str, delta: int) -> None:
-    with platform.global_store.transaction() as g:
-        egress(g, CountChange(target=target, id=target_id, field=field, delta=delta))
+def _count(outbox: Outbox, target: str, target_id: str, kind: CounterKind, delta: int) -> None:
+    outbox.emit(CountChange(target=target, id=target_id, field=kind, delta=delta))
 
 
 def _notify(
-    platform: Platform,
+    outbox: Outbox,
     recipient: Person,
     actor: Person,
     kind: str,
@@ -95,19 +110,22 @@ def _notify(
 ) -> None:
     if recipient.user_id == actor.user_id:
         return
-    with platform.region(recipient.region).transaction() as s:
-        egress(
-            s,
-            NotificationRecord(
-                recipient_id=recipient.user_id,
-                kind=kind,
-                actor_id=actor.user_id,
-                actor_handle=actor.handle,
-                video_id=video_id,
-                comment_id=comment_id,
-                snippet=snippet[:200],
-            ),
+    outbox.emit(
+        NotificationRecord(
+            recipient_id=recipient.user_id,
+            kind=kind,
+            actor_id=actor.user_id,
+            actor_handle=actor.handle,
+            video_id=video_id,
+            comment_id=comment_id,
+            snippet=snippet[:200],
         )
+    )
+
+
+def _count_follow(outbox: Outbox, follower: Person, followee: Person, delta: int) -> None:
+    _count(outbox, "user", followee.user_id, CounterKind.FOLLOWERS, delta)
+    _count(outbox, "user", follower.user_id, CounterKind.FOLLOWING, delta)
 
 
 # answers that come from another user's region (yes/no only)
@@ -134,14 +152,14 @@ def is_private(platform: Platform, person: Person) -> bool:
         return bool(s.scalar(select(Account.is_private).where(Account.id == person.user_id)))
 
 
-def follow_state(platform: Platform, follower: Person, followee_id: str) -> str:
+def follow_state(platform: Platform, follower: Person, followee_id: str) -> FollowStatus:
     with platform.region(follower.region).session() as s:
         state = s.scalar(
             select(Follow.state).where(
                 Follow.owner_id == follower.user_id, Follow.followee_id == followee_id
             )
         )
-    return state or "none"
+    return FollowStatus(state) if state else FollowStatus.NONE
 
 
 # videos a viewer may act on
@@ -154,21 +172,21 @@ def access_catalog_video(
     with platform.global_store.session() as g:
         video = g.get(PublishedVideo, video_id)
     if video is None:
-        raise NotFound("No such video.", code="video_not_found")
+        raise VideoNotFound()
     if viewer is None:
         if video.visibility != "public":
-            raise NotFound("No such video.", code="video_not_found")
+            raise VideoNotFound()
         return video
     if viewer.user_id == video.creator_id:
         return video
     creator = Person(video.creator_id, video.creator_handle, video.region)
     if blocked_between(platform, viewer, creator):
-        raise NotFound("No such video.", code="video_not_found")
+        raise VideoNotFound()
     if (
         video.visibility == "followers"
-        and follow_state(platform, viewer, creator.user_id) != "active"
+        and follow_state(platform, viewer, creator.user_id) != FollowStatus.ACTIVE
     ):
-        raise NotFound("No such video.", code="video_not_found")
+        raise VideoNotFound()
     return video
 
 
@@ -185,29 +203,29 @@ def do_follow(platform: Platform, user: CurrentUser, handle: str) -> FollowState
         raise InvalidInput("You cannot follow yourself.", code="self_follow")
     if blocked_between(platform, me, them):
         raise Forbidden("You cannot follow this account.", code="blocked")
-    state = "pending" if is_private(platform, them) else "active"
+    state = FollowStatus.PENDING if is_private(platform, them) else FollowStatus.ACTIVE
     try:
-        with platform.region(me.region).transaction() as s:
+        with action(platform, me.region, me.user_id) as (s, outbox):
             s.add(Follow(owner_id=me.user_id, followee_id=them.user_id, state=state))
-    except IntegrityError:
+            s.flush()
+            if state == FollowStatus.ACTIVE:
+                _count_follow(outbox, me, them, 1)
+                _notify(outbox, them, me, "follow")
+            else:
+                _notify(outbox, them, me, "follow_request")
+    except IntegrityError:  # already following (or asked): a follow is idempotent
         return FollowState(handle=them.handle, state=follow_state(platform, me, them.user_id))
-    if state == "active":
-        _count(platform, "user", them.user_id, "followers", 1)
-        _count(platform, "user", me.user_id, "following", 1)
-        _notify(platform, them, me, "follow")
-    else:
-        _notify(platform, them, me, "follow_request")
     return FollowState(handle=them.handle, state=state)
 
 
 def do_unfollow(platform: Platform, user: CurrentUser, handle: str) -> FollowState:
     me, them = _me(user), person_by_handle(platform, handle)
     _remove_follow(platform, me, them)
-    return FollowState(handle=them.handle, state="none")
+    return FollowState(handle=them.handle, state=FollowStatus.NONE)
 
 
 def _remove_follow(platform: Platform, follower: Person, followee: Person) -> None:
-    with platform.region(follower.region).transaction() as s:
+    with action(platform, follower.region, follower.user_id) as (s, outbox):
         row = s.scalar(
             select(Follow).where(
                 Follow.owner_id == follower.user_id, Follow.followee_id == followee.user_id
@@ -215,37 +233,36 @@ def _remove_follow(platform: Platform, follower: Person, followee: Person) -> No
         )
         if row is None:
             return
-        was_active = row.state == "active"
+        if row.state == FollowStatus.ACTIVE:
+            _count_follow(outbox, follower, followee, -1)
         s.delete(row)
-    if was_active:
-        _count(platform, "user", followee.user_id, "followers", -1)
-        _count(platform, "user", follower.user_id, "following", -1)
 
 
 def do_answer_follow_request(
     platform: Platform, user: CurrentUser, follower_handle: str, *, approve: bool
 ) -> FollowState:
-    """The followee approves or declines; the request is the follower's record, in their region."""
+    """The followee approves or declines; the request is the follower's record, in their
+    region, so the follower's region commits it with its effects."""
     me, them = _me(user), person_by_handle(platform, follower_handle)
-    with platform.region(them.region).transaction() as s:
+    with action(platform, them.region, them.user_id) as (s, outbox):
         row = s.scalar(
             select(Follow).where(
                 Follow.owner_id == them.user_id,
                 Follow.followee_id == me.user_id,
-                Follow.state == "pending",
+                Follow.state == FollowStatus.PENDING,
             )
         )
         if row is None:
             raise NotFound("No such follow request.", code="no_request")
         if approve:
-            row.state = "active"
+            row.state = FollowStatus.ACTIVE
+            _count_follow(outbox, them, me, 1)
+            _notify(outbox, them, me, "follow")
         else:
             s.delete(row)
-    if approve:
-        _count(platform, "user", me.user_id, "followers", 1)
-        _count(platform, "user", them.user_id, "following", 1)
-        _notify(platform, them, me, "follow")
-    return FollowState(handle=them.handle, state="active" if approve else "none")
+    return FollowState(
+        handle=them.handle, state=FollowStatus.ACTIVE if approve else FollowStatus.NONE
+    )
 
 
 def follow_requests(platform: Platform, user: CurrentUser) -> list[str]:
@@ -257,7 +274,7 @@ def follow_requests(platform: Platform, user: CurrentUser) -> list[str]:
             ids += list(
                 s.scalars(
                     select(Follow.owner_id).where(
-                        Follow.followee_id == user.user_id, Follow.state == "pending"
+                        Follow.followee_id == user.user_id, Follow.state == FollowStatus.PENDING
                     )
                 )
             )
@@ -270,7 +287,7 @@ def followed_ids(platform: Platform, viewer: Person) -> list[str]:
         return list(
             s.scalars(
                 select(Follow.followee_id).where(
-                    Follow.owner_id == viewer.user_id, Follow.state == "active"
+                    Follow.owner_id == viewer.user_id, Follow.state == FollowStatus.ACTIVE
                 )
             )
         )
@@ -280,31 +297,35 @@ def followed_ids(platform: Platform, viewer: Person) -> list[str]:
 
 
 def do_like(platform: Platform, user: CurrentUser, video_id: str) -> int:
+    """Like a video (liking it again changes nothing); the like count after it."""
     me = _me(user)
     video = access_catalog_video(platform, me, video_id)
     try:
-        with platform.region(me.region).transaction() as s:
+        with action(platform, me.region, me.user_id) as (s, outbox):
             s.add(Like(owner_id=me.user_id, video_id=video_id))
+            s.flush()
+            _count(outbox, "video", video_id, CounterKind.LIKE_COUNT, 1)
+            _count(outbox, "user", video.creator_id, CounterKind.LIKES_RECEIVED, 1)
+            _notify(outbox, _creator(video), me, "like", video_id=video_id)
     except IntegrityError:
         return video.like_count
-    _count(platform, "video", video_id, "like_count", 1)
-    _count(platform, "user", video.creator_id, "likes_received", 1)
-    _notify(platform, _creator(video), me, "like", video_id=video_id)
     return video.like_count + 1
 
 
 def do_unlike(platform: Platform, user: CurrentUser, video_id: str) -> None:
     me = _me(user)
-    with platform.region(me.region).transaction() as s:
+    with platform.global_store.session() as g:
+        creator_id = g.scalar(
+            select(PublishedVideo.creator_id).where(PublishedVideo.id == video_id)
+        )
+    with action(platform, me.region, me.user_id) as (s, outbox):
         n = s.execute(
             delete(Like).where(Like.owner_id == me.user_id, Like.video_id == video_id)
         ).rowcount  # type: ignore[attr-defined]
-    if n:
-        with platform.global_store.session() as g:
-            video = g.get(PublishedVideo, video_id)
-        _count(platform, "video", video_id, "like_count", -1)
-        if video is not None:
-            _count(platform, "user", video.creator_id, "likes_received", -1)
+        if n:
+            _count(outbox, "video", video_id, CounterKind.LIKE_COUNT, -1)
+            if creator_id is not None:
+                _count(outbox, "user", creator_id, CounterKind.LIKES_RECEIVED, -1)
 
 
 def do_save(platform: Platform, user: CurrentUser, video_id: str, *, saved: bool) -> None:
@@ -322,15 +343,35 @@ def do_save(platform: Platform, user: CurrentUser, video_id: str, *, saved: bool
 
 
 def do_share(
-    platform: Platform, user: CurrentUser | None, video_id: str, *, channel: str
+    platform: Platform,
+    user: CurrentUser | None,
+    video_id: str,
+    *,
+    channel: str,
+    idempotency_key: str | None = None,
 ) -> dict[str, object]:
+    """Count a share (and keep it in the sharer's region when signed in). With an
+    Idempotency-Key, a retry answers the first result and counts nothing again."""
     viewer = _me(user) if user else None
+    request = Idempotency.of(idempotency_key, "share", video_id, channel) if viewer else None
+    if viewer is not None and (reply := replay(platform, viewer.region, viewer.user_id, request)):
+        return dict(json.loads(reply))
     video = access_catalog_video(platform, viewer, video_id)
-    if viewer is not None:
-        with platform.region(viewer.region).transaction() as s:
+    result: dict[str, object] = {"url": f"/v/{video_id}", "share_count": video.share_count + 1}
+    if viewer is None:  # nothing to keep in a region: the count is the only write
+        with platform.global_store.transaction() as g:
+            egress(g, CountChange(target="video", id=video_id, field=CounterKind.SHARE_COUNT, delta=1))
+        return result
+    try:
+        with action(platform, viewer.region, viewer.user_id) as (s, outbox):
             s.add(Share(owner_id=viewer.user_id, video_id=video_id, channel=channel[:20]))
-    _count(platform, "video", video_id, "share_count", 1)
-    return {"url": f"/v/{video_id}", "share_count": video.share_count + 1}
+            _count(outbox, "video", video_id, CounterKind.SHARE_COUNT, 1)
+            remember(s, viewer.user_id, request, json.dumps(result))
+    except IntegrityError:  # the same key at the same moment: the other request answered
+        if (reply := replay(platform, viewer.region, viewer.user_id, request)) is not None:
+            return dict(json.loads(reply))
+        raise
+    return result
 
 
 def do_not_interested(platform: Platform, user: CurrentUser, video_id: str) -> None:
@@ -372,7 +413,7 @@ def viewer_states(
                 select(Follow.followee_id).where(
                     Follow.owner_id == user.user_id,
                     Follow.followee_id.in_(set(creators.values())),
-                    Follow.state == "active",
+                    Follow.state == FollowStatus.ACTIVE,
                 )
             )
         )
@@ -439,88 +480,107 @@ def hidden_creators(platform: Platform, viewer: Person) -> set[str]:
 # comments
 
 
+@dataclass
+class _CommentTarget:
+    """What a new comment hangs under and who hears of it, checked before it is written."""
+
+    video: PublishedVideo
+    parent_id: str | None
+    notify: list[tuple[Person, str]] = field(default_factory=list)
+
+
 def do_comment(
-    platform: Platform, user: CurrentUser, video_id: str, body: CommentCreate
+    platform: Platform,
+    user: CurrentUser,
+    video_id: str,
+    body: CommentCreate,
+    *,
+    idempotency_key: str | None = None,
 ) -> CommentRead:
+    """Comment on a video (or reply to a comment). With an Idempotency-Key, a retry of the same
+    comment answers the first result and stores nothing again; the same key with another
+    comment is refused (422)."""
     me = _me(user)
+    request = Idempotency.of(idempotency_key, "comment", video_id, body.model_dump(mode="json"))
+    if (reply := replay(platform, me.region, me.user_id, request)) is not None:
+        return CommentRead.model_validate_json(reply)
+    target = _check_comment_target(platform, me, video_id, body)
+    try:
+        return _record_comment(platform, me, target, body, request)
+    except IntegrityError:  # the same key at the same moment: the other request answered
+        if (reply := replay(platform, me.region, me.user_id, request)) is not None:
+            return CommentRead.model_validate_json(reply)
+        raise
+
+
+def _check_comment_target(
+    platform: Platform, me: Person, video_id: str, body: CommentCreate
+) -> _CommentTarget:
     video = access_catalog_video(platform, me, video_id)
     if not video.allow_comments:
         raise Forbidden("Comments are turned off for this video.", code="comments_off")
-    parent_author: Person | None = None
-    parent_id = body.parent_id
-    if parent_id is not None:
+    target = _CommentTarget(video=video, parent_id=body.parent_id)
+    target.notify.append((_creator(video), "comment"))
+    if body.parent_id is not None:
         with platform.global_store.session() as g:
-            parent = g.get(PublicComment, parent_id)
+            parent = g.get(PublicComment, body.parent_id)
         if parent is None or parent.video_id != video_id:
-            raise NotFound("No such comment to reply to.", code="comment_not_found")
-        parent_id = parent.parent_id or parent.id  # replies are one level deep
+            raise CommentNotFound("No such comment to reply to.")
+        target.parent_id = parent.parent_id or parent.id  # replies are one level deep
         parent_author = person_by_id(platform, parent.author_id)
-    with platform.region(me.region).transaction() as s:
-        source = Comment(
-            owner_id=me.user_id, video_id=video_id, parent_id=parent_id, text=body.text
-        )
-        s.add(source)
-        s.flush()
-        comment_id, created = source.id, source.created_at
-    with platform.global_store.transaction() as g:
-        egress(
-            g,
-            PublicCommentRecord(
-                id=comment_id,
-                video_id=video_id,
-                author_id=me.user_id,
-                author_handle=me.handle,
-                parent_id=parent_id,
-                text=body.text,
-                created_at=created,
-            ),
-        )
-        egress(g, CountChange(target="video", id=video_id, field="comment_count", delta=1))
-    _notify(
-        platform,
-        _creator(video),
-        me,
-        "comment",
-        video_id=video_id,
-        comment_id=comment_id,
-        snippet=body.text,
-    )
-    if parent_author is not None and parent_author.user_id != video.creator_id:
-        _notify(
-            platform,
-            parent_author,
-            me,
-            "reply",
-            video_id=video_id,
-            comment_id=comment_id,
-            snippet=body.text,
-        )
-    from reelm.media.service import parse_caption
-
+        if parent_author.user_id != video.creator_id:
+            target.notify.append((parent_author, "reply"))
     for handle in parse_caption(body.text)[1]:
         try:
             mentioned = person_by_handle(platform, handle)
-        except NotFound:
+        except UserNotFound:
             continue
         if not blocked_between(platform, me, mentioned):
-            _notify(
-                platform,
-                mentioned,
-                me,
-                "mention",
+            target.notify.append((mentioned, "mention"))
+    return target
+
+
+def _record_comment(
+    platform: Platform,
+    me: Person,
+    target: _CommentTarget,
+    body: CommentCreate,
+    request: Idempotency | None,
+) -> CommentRead:
+    video_id = target.video.id
+    with action(platform, me.region, me.user_id) as (s, outbox):
+        source = Comment(
+            owner_id=me.user_id, video_id=video_id, parent_id=target.parent_id, text=body.text
+        )
+        s.add(source)
+        s.flush()
+        result = CommentRead(
+            id=source.id,
+            video_id=video_id,
+            author_handle=me.handle,
+            parent_id=target.parent_id,
+            text=body.text,
+            created_at=source.created_at,
+            like_count=0,
+        )
+        outbox.emit(
+            PublicCommentRecord(
+                id=source.id,
                 video_id=video_id,
-                comment_id=comment_id,
+                author_id=me.user_id,
+                author_handle=me.handle,
+                parent_id=target.parent_id,
+                text=body.text,
+                created_at=source.created_at,
+            )
+        )
+        for recipient, kind in target.notify:
+            _notify(
+                outbox, recipient, me, kind, video_id=video_id, comment_id=source.id,
                 snippet=body.text,
             )
-    return CommentRead(
-        id=comment_id,
-        video_id=video_id,
-        author_handle=me.handle,
-        parent_id=parent_id,
-        text=body.text,
-        created_at=created,
-        like_count=0,
-    )
+        remember(s, me.user_id, request, result.model_dump_json())
+    return result
 
 
 def list_comments(
@@ -543,56 +603,55 @@ def list_comments(
 
 
 def do_delete_comment(platform: Platform, user: CurrentUser, comment_id: str) -> None:
-    """The author deletes their comment, or the creator deletes one on their own video."""
+    """The author deletes their comment, or the creator deletes one on their own video. The
+    comment's source is the author's record, so the author's region commits the deletion with
+    its effect (the catalog drops the comment and its replies, and recounts)."""
     with platform.global_store.session() as g:
         row = g.get(PublicComment, comment_id)
         video = g.get(PublishedVideo, row.video_id) if row is not None else None
     if row is None or video is None:
-        raise NotFound("No such comment.", code="comment_not_found")
+        raise CommentNotFound()
     if user.user_id not in (row.author_id, video.creator_id):
         raise Forbidden("Only its author or the video's creator can delete a comment.")
     author = person_by_id(platform, row.author_id)
-    with platform.region(author.region).transaction() as s:
+    with action(platform, author.region, author.user_id) as (s, outbox):
         source = s.get(Comment, comment_id)
         if source is not None and source.deleted_at is None:
             source.deleted_at = utcnow()
-    with platform.global_store.transaction() as g:
-        replies = g.scalar(select(func.count()).where(PublicComment.parent_id == comment_id)) or 0
-        g.execute(
-            delete(PublicComment).where(
-                (PublicComment.id == comment_id) | (PublicComment.parent_id == comment_id)
-            )
-        )
-        egress(
-            g,
-            CountChange(
-                target="video", id=row.video_id, field="comment_count", delta=-(1 + replies)
-            ),
-        )
+        outbox.emit(CommentRemoval(id=comment_id, video_id=row.video_id))
 
 
 def do_set_comments(platform: Platform, user: CurrentUser, video_id: str, *, enabled: bool) -> None:
-    with platform.region(user.region).transaction() as s:
+    handle = creator_handle(platform, user.user_id)
+    with action(platform, user.region, user.user_id) as (s, outbox):
         video = s.get(Video, video_id)
         if video is None or video.owner_id != user.user_id:
-            raise NotFound("No such video.", code="video_not_found")
+            raise VideoNotFound()
         video.allow_comments = enabled
-    from reelm.media.service import _do_publish
-
-    _do_publish(platform, platform.region(user.region), video_id)
+        emit_publication(outbox, video, handle=handle, region=user.region)
 
 
 # watch events and notifications
 
 
 def do_record_watch(platform: Platform, user: CurrentUser | None, batch: WatchBatch) -> int:
-    """Store the viewer's watch events in their region; count views in the catalog."""
+    """Store the viewer's watch events in their region, with the views they add to the
+    catalog's counts as effects of that commit; an anonymous viewer's views are counted
+    directly (there is nothing of theirs to keep)."""
     views: dict[str, int] = {}
     for e in batch.events:
         if e.watched_ms >= VIEW_AFTER_MS or e.completed:
             views[e.video_id] = views.get(e.video_id, 0) + 1
+    if views:
+        with platform.global_store.session() as g:
+            known = set(g.scalars(select(PublishedVideo.id).where(PublishedVideo.id.in_(views))))
+        views = {video_id: n for video_id, n in views.items() if video_id in known}
+    counts = [
+        CountChange(target="video", id=video_id, field=CounterKind.VIEW_COUNT, delta=n)
+        for video_id, n in views.items()
+    ]
     if user is not None and batch.events:
-        with platform.region(user.region).transaction() as s:
+        with action(platform, user.region, user.user_id) as (s, outbox):
             s.add_all(
                 WatchEvent(
                     owner_id=user.user_id,
@@ -602,12 +661,12 @@ def do_record_watch(platform: Platform, user: CurrentUser | None, batch: WatchBa
                 )
                 for e in batch.events
             )
-    if views:
+            for count in counts:
+                outbox.emit(count)
+    elif counts:
         with platform.global_store.transaction() as g:
-            known = set(g.scalars(select(PublishedVideo.id).where(PublishedVideo.id.in_(views))))
-            for video_id, n in views.items():
-                if video_id in known:
-                    egress(g, CountChange(target="video", id=video_id, field="view_count", delta=n))
+            for count in counts:
+                egress(g, count)
     return sum(views.values())
 
 
@@ -635,8 +694,6 @@ def list_notifications(
 
 
 def do_mark_read(platform: Platform, user: CurrentUser) -> int:
-    from sqlalchemy import update
-
     with platform.region(user.region).transaction() as s:
         result = s.execute(
             update(Notification)

@@ -9,8 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from reelm.db import utcnow
 from reelm.errors import InvalidInput
 from reelm.residency.egress import PublicRecord, public_schema
 from reelm.residency.jurisdictions import is_country
@@ -212,3 +214,20 @@ class PublicOriginalSound(PublicRecord):
     waveform: list[float]
     cover: Literal["video", "generated"]
     published_at: datetime
+
+
+def record_song_use(
+    session: Session, song_id: str, *, video_id: str, at: datetime | None = None
+) -> bool:
+    """A published video uses a song, counted once per video (the writer of a published video
+    calls it in the catalog transaction; see sounds.service.do_record_song_use)."""
+    if session.get(SongUse, video_id) is not None or session.get(Song, song_id) is None:
+        return False
+    session.add(SongUse(video_id=video_id, song_id=song_id, used_at=at or utcnow()))
+    session.flush()
+    session.execute(
+        update(Song)
+        .where(Song.id == song_id, Song.use_count + 1 >= 0)
+        .values(use_count=Song.use_count + 1)
+    )
+    return True

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from reelm.accounts.models import Account
 from reelm.accounts.service import CurrentUser
-from reelm.db import new_id, utcnow
+from reelm.db import new_id
 from reelm.errors import Conflict, Forbidden, InvalidInput, NotFound, ReelmError
 from reelm.residency.jurisdictions import country_name
 from reelm.residency.store import Platform, RegionStore
@@ -44,7 +44,7 @@ from reelm.sounds.models import (
     song_blob_key,
     song_blob_keys,
 )
-from reelm.sounds.schemas import SongCreate, VideoSound
+from reelm.sounds.schemas import SongCreate, VideoSound, record_song_use
 
 # Search and trending live in search.py; callers may keep reading the catalog through service.
 from reelm.sounds.search import MAX_PAGE as MAX_PAGE
@@ -398,12 +398,7 @@ def do_record_song_use(
     """A published video uses a song: remember when (trending counts the last TRENDING_DAYS)
     and count it, in the caller's global transaction. Once per video: a second call for the
     same video changes nothing and returns False."""
-    if session.get(SongUse, video_id) is not None or session.get(Song, song_id) is None:
-        return False
-    session.add(SongUse(video_id=video_id, song_id=song_id, used_at=at or utcnow()))
-    session.flush()
-    do_count_song_use(session, song_id)
-    return True
+    return record_song_use(session, song_id, video_id=video_id, at=at)
 
 
 def do_forget_song_use(session: Session, video_id: str) -> None:
