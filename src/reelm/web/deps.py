@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
 from reelm.accounts.security import LoginRateLimiter
 from reelm.accounts.service import CurrentUser, access_session
@@ -78,3 +78,11 @@ LimiterDep = Annotated[LoginRateLimiter, Depends(get_limiter)]
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
 OptionalUserDep = Annotated[CurrentUser | None, Depends(get_optional_user)]
 ClientAddress = Annotated[str, Depends(client_address)]
+IdempotencyKeyDep = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Send the same key again to retry this request safely: the first "
+        "result is answered and nothing is created twice (kept for 24 hours).",
+    ),
+]

@@ -11,7 +11,13 @@ from reelm.errors import InvalidInput, ReelmError
 from reelm.media import service
 from reelm.media.filters import FILTERS
 from reelm.media.schemas import PublicVideoRead, UploadRead, VideoCreate, VideoRead
-from reelm.web.deps import CurrentUserDep, OptionalUserDep, PlatformDep, SettingsDep
+from reelm.web.deps import (
+    CurrentUserDep,
+    IdempotencyKeyDep,
+    OptionalUserDep,
+    PlatformDep,
+    SettingsDep,
+)
 
 router = APIRouter(tags=["create"])
 TUS_VERSION = "1.0.0"
@@ -52,17 +58,25 @@ def tus_create(
     upload_length: Annotated[int, Header()],
     upload_metadata: Annotated[str, Header()] = "",
     tus_resumable: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKeyDep = None,
 ) -> Response:
     """tus creation: declare the size; PATCH the bytes to the returned Location."""
     _check_tus(tus_resumable)
     meta = service.parse_tus_metadata(upload_metadata)
     upload = service.do_create_upload(
-        platform, settings, user, size=upload_length, filename=meta.get("filename", "")
+        platform,
+        settings,
+        user,
+        size=upload_length,
+        filename=meta.get("filename", ""),
+        idempotency_key=idempotency_key,
     )
     return Response(
         status_code=201,
         headers=tus_headers(
-            settings, Location=f"/api/v1/uploads/{upload.id}", **{"Upload-Offset": "0"}
+            settings,
+            Location=f"/api/v1/uploads/{upload.id}",
+            **{"Upload-Offset": str(upload.received)},
         ),
     )
 

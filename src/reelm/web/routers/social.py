@@ -15,7 +15,7 @@ from reelm.social.schemas import (
     NotificationRead,
     WatchBatch,
 )
-from reelm.web.deps import CurrentUserDep, OptionalUserDep, PlatformDep
+from reelm.web.deps import CurrentUserDep, IdempotencyKeyDep, OptionalUserDep, PlatformDep
 
 router = APIRouter(prefix="/api/v1", tags=["social"])
 
@@ -96,10 +96,16 @@ def unsave(video_id: str, user: CurrentUserDep, platform: PlatformDep) -> None:
 
 @router.post("/videos/{video_id}/share")
 def share(
-    video_id: str, body: ShareBody, user: OptionalUserDep, platform: PlatformDep
+    video_id: str,
+    body: ShareBody,
+    user: OptionalUserDep,
+    platform: PlatformDep,
+    idempotency_key: IdempotencyKeyDep = None,
 ) -> dict[str, Any]:
     """A link to share, and the new share count."""
-    return service.do_share(platform, user, video_id, channel=body.channel)
+    return service.do_share(
+        platform, user, video_id, channel=body.channel, idempotency_key=idempotency_key
+    )
 
 
 @router.get("/me/video-states")
@@ -135,9 +141,13 @@ def comments(
 
 @router.post("/videos/{video_id}/comments", status_code=status.HTTP_201_CREATED)
 def comment(
-    video_id: str, body: CommentCreate, user: CurrentUserDep, platform: PlatformDep
+    video_id: str,
+    body: CommentCreate,
+    user: CurrentUserDep,
+    platform: PlatformDep,
+    idempotency_key: IdempotencyKeyDep = None,
 ) -> CommentRead:
-    return service.do_comment(platform, user, video_id, body)
+    return service.do_comment(platform, user, video_id, body, idempotency_key=idempotency_key)
 
 
 @router.delete("/comments/{comment_id}", status_code=status.HTTP_204_NO_CONTENT)

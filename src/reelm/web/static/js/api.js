@@ -11,30 +11,53 @@ export class ApiError extends Error {
   }
 }
 
-/** fetch + JSON; throws ApiError carrying the server's message (what the user should read). */
-export async function api(method, url, body, { keepalive = false } = {}) {
+/** A fresh Idempotency-Key: one per thing the user means to create, reused by its retries. */
+export function idempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+/** fetch + JSON; throws ApiError carrying the server's message (what the user should read).
+ *  With `idempotencyKey`, the request is sent with that key and tried again (up to `retries`
+ *  times) after a 503 (waiting its Retry-After) or a lost connection: the server answers a
+ *  repeated key with the first result, so a retry never creates anything twice. */
+export async function api(method, url, body, { keepalive = false, idempotencyKey = null, retries = 0 } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrf();
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  let res;
-  try {
-    res = await fetch(url, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-      keepalive,
-    });
-  } catch {
-    throw new ApiError(0, "network", "No connection. Check your network and try again.");
+  if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
+  for (let attempt = 0; ; attempt += 1) {
+    let res;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "same-origin",
+        keepalive,
+      });
+    } catch {
+      if (idempotencyKey && attempt < retries) {
+        await sleep(1000);
+        continue;
+      }
+      throw new ApiError(0, "network", "No connection. Check your network and try again.");
+    }
+    if (res.status === 503 && idempotencyKey && attempt < retries) {
+      const wait = Math.min(10, Number(res.headers.get("Retry-After")) || 1);
+      await sleep(wait * 1000);
+      continue;
+    }
+    if (res.status === 204) return null;
+    const data = await res.json().catch(() => null);
+    if (!res.ok) {
+      const err = data?.error ?? {};
+      throw new ApiError(res.status, err.code ?? "http_error", err.message ?? `Request failed (${res.status}).`);
+    }
+    return data;
   }
-  if (res.status === 204) return null;
-  const data = await res.json().catch(() => null);
-  if (!res.ok) {
-    const err = data?.error ?? {};
-    throw new ApiError(res.status, err.code ?? "http_error", err.message ?? `Request failed (${res.status}).`);
-  }
-  return data;
 }
 
 export const csrfToken = csrf;

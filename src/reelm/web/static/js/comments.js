@@ -1,6 +1,6 @@
 // The comments drawer of a video: list (replies one level deep), post, reply, delete.
 // Every comment is put on the page with textContent: a comment is text, whatever it contains.
-import { api, ago, compact, hue, loginFirst, me, signedIn, toast } from "./api.js";
+import { api, ago, compact, hue, idempotencyKey, loginFirst, me, signedIn, toast } from "./api.js";
 
 const drawer = document.getElementById("comments-drawer");
 let current = null; // { videoId, creator, slide }
@@ -114,7 +114,10 @@ if (drawer) {
     button.disabled = true;
     try {
       const body = replyTo ? { text, parent_id: replyTo.id } : { text };
-      const c = await api("POST", `/api/v1/videos/${encodeURIComponent(current.videoId)}/comments`, body);
+      const c = await api("POST", `/api/v1/videos/${encodeURIComponent(current.videoId)}/comments`, body, {
+        idempotencyKey: idempotencyKey(),
+        retries: 2,
+      });
       const list = drawer.querySelector(".comment-list");
       const node = commentNode(c);
       const parent = c.parent_id && list.querySelector(`[data-comment-id="${CSS.escape(c.parent_id)}"]`);

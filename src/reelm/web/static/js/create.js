@@ -1,7 +1,7 @@
 // Create: pick or drop a file, upload it resumably (tus), trim it over a strip of its own frames,
 // pick a look from real previews of the clip, a sound (search, trending, listen, mix level), write a
 // caption with hashtag suggestions, choose who can watch, post, and follow the job until it is ready.
-import { api, csrfToken, hue, icon, toast } from "./api.js";
+import { api, csrfToken, hue, icon, idempotencyKey, toast } from "./api.js";
 
 const musicIcon = () => icon("music");
 
@@ -77,7 +77,8 @@ function startUpload(file) {
     chunkSize: 8 * 1024 * 1024,
     retryDelays: [0, 1000, 3000, 5000],
     metadata: { filename: file.name, filetype: file.type || "application/octet-stream" },
-    headers: { "X-CSRF-Token": csrfToken() },
+    // one key for this file: a creation retried after a dropped connection finds the same upload
+    headers: { "X-CSRF-Token": csrfToken(), "Idempotency-Key": idempotencyKey() },
     removeFingerprintOnSuccess: true,
     onShouldRetry(err) {
       const status = err.originalResponse?.getStatus() ?? 0;

@@ -1,7 +1,7 @@
 // The vertical player: the visible video plays (muted until the first tap, then with sound), the
 // next one is preloaded, HLS through hls.js with MP4 as the fallback; tap to pause, double-tap to
 // like; the side rail; keyboard (up/down, space, m); watch time reported in batches.
-import { api, compact, copyLink, icon, loginFirst, me, reducedMotion, signedIn, toast } from "./api.js";
+import { api, compact, copyLink, icon, idempotencyKey, loginFirst, me, reducedMotion, signedIn, toast } from "./api.js";
 import { openComments } from "./comments.js";
 
 const PRELOAD_AHEAD = 1;
@@ -246,7 +246,10 @@ async function save(slide) {
 
 async function share(slide) {
   try {
-    const r = await api("POST", `/api/v1/videos/${slide.dataset.videoId}/share`, { channel: "link" });
+    const r = await api("POST", `/api/v1/videos/${slide.dataset.videoId}/share`, { channel: "link" }, {
+      idempotencyKey: idempotencyKey(),
+      retries: 2,
+    });
     slide.querySelector(".rail-btn.share .rail-count").textContent = compact(r.share_count);
     await copyLink(r.url);
   } catch (err) {
