@@ -97,7 +97,11 @@ def _write_profile(catalog: Session, record: PublicProfileRecord) -> None:
     catalog.flush()
 
 
-@public_schema(_write_profile)
+def _profile_lane(record: PublicProfileRecord) -> str:
+    return f"profile:{record.user_id}"
+
+
+@public_schema(_write_profile, lane=_profile_lane)
 class PublicProfileRecord(PublicRecord):
     """The public profile: exactly these fields leave the home region."""
 

@@ -39,6 +39,7 @@ from reelm.accounts.security import (
 )
 from reelm.config import Settings
 from reelm.db import new_id, utcnow
+from reelm.effects.service import action
 from reelm.errors import Conflict, InvalidInput, NotFound, TryAgainLater, Unauthorized
 from reelm.residency.egress import egress
 from reelm.residency.models import ACTIVE, MOVING, PENDING, DirectoryEntry, PublicProfile
@@ -407,18 +408,17 @@ def get_account(platform: Platform, user: CurrentUser) -> AccountRead:
 
 
 def do_update_profile(platform: Platform, user: CurrentUser, update: ProfileUpdate) -> AccountRead:
+    """Change the profile; its public part reaches the catalog as an effect of the commit."""
     store = platform.region(user.region)
-    with store.transaction() as s:
+    with action(platform, user.region, user.user_id) as (s, outbox):
         account = s.get(Account, user.user_id)
         if account is None:
             raise NotFound("No such account.")
         for field, value in update.model_dump(exclude_none=True).items():
             setattr(account, field, value)
         s.flush()
-        public = _public_profile(account, user.region)
+        outbox.emit(_public_profile(account, user.region))
         result = _account_read(store, account)
-    with platform.global_store.transaction() as g:
-        egress(g, public)
     return result
 
 
