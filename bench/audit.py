@@ -171,7 +171,7 @@ def append_segments(
 
     rates = Rates()
     hashes: list[bytes] = []
-    dialect = store.engine.dialect
+    dialect = store._engine.dialect
     to_db = floor.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
     created = to_db(AT) if to_db else AT
     floor_next = floor_size(store, floor)
@@ -216,7 +216,7 @@ def append_segments(
 def floor_size(store: Any, floor: Any) -> int:
     from sqlalchemy import func, select
 
-    with store.engine.connect() as conn:
+    with store._engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(floor)).scalar_one())
 
 
@@ -409,7 +409,7 @@ def _measure(
         datas = entry_bytes(log, 0, n + extra_total)
         res.setup_s = time.perf_counter() - t0
         ctx.log(f"{backend}: {len(datas):,} entries built in {res.setup_s:.1f} s")
-        floor = floor_table(store.engine)
+        floor = floor_table(store._engine)
 
         ctx.log(f"{backend}: filling to {n:,} entries in batches of {FILL_BATCH:,}")
         res.fill, hashes = append_segments(
@@ -462,8 +462,8 @@ def _measure(
         res.proofs = measure_proofs(ctx, log, tree, size, proofs, backend)
         for p in res.proofs:
             res.failures += p.failures
-        floor.drop(store.engine)  # so the size below is the log's own
-        res.db_mb = database_mb(store.engine)
+        floor.drop(store._engine)  # so the size below is the log's own
+        res.db_mb = database_mb(store._engine)
         return res
     finally:
         platform.close()

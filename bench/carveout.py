@@ -112,7 +112,7 @@ def seed(platform: Any, scale: Scale) -> Seeded:
                           for i, u in enumerate(users))))  # fmt: skip
 
     store = platform.regions["sg"]
-    w = Writer(store.engine)
+    w = Writer(store._engine)
     tables = RegionModel.metadata.tables
     counts: dict[str, int] = {}
     acc = layout(Account.__table__, ["id", "owner_id", "jurisdiction"], w.process)
@@ -172,7 +172,7 @@ def raw_copy_rows(ctx: Context, store: Any, backend: str, url: str | None) -> tu
     from reelm.carveout.manifest import tune_sqlite
     from reelm.residency.store import make_engine
 
-    tables = list(region_tables(store.engine))
+    tables = list(region_tables(store._engine))
     if backend == "sqlite":
         path = ctx.scratch / f"ceiling-{time.monotonic_ns()}.db"
         engine = make_engine(f"sqlite:///{path}")
@@ -184,7 +184,7 @@ def raw_copy_rows(ctx: Context, store: Any, backend: str, url: str | None) -> tu
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         empty = conn.execute("PRAGMA page_count").fetchone()[0]
-        conn.execute("ATTACH DATABASE ? AS src", (store.engine.url.database,))
+        conn.execute("ATTACH DATABASE ? AS src", (store._engine.url.database,))
         tune_sqlite(conn, "src")
         t0 = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
@@ -205,7 +205,7 @@ def raw_copy_rows(ctx: Context, store: Any, backend: str, url: str | None) -> tu
     assert url is not None
     engine = make_engine(url)
     migrations.upgrade(engine, "region")
-    src = store.engine.raw_connection()
+    src = store._engine.raw_connection()
     dst = engine.raw_connection()
     try:
         s, d = src.driver_connection, dst.driver_connection
@@ -406,8 +406,8 @@ def zero_loss(platform: Any, settings: Any, seeded: Seeded, result: Any, backend
         )
     for region, want in (("us", seeded.tables), ("sg", {})):
         store = platform.regions[region]
-        with store.engine.connect() as conn:
-            for t in region_tables(store.engine):
+        with store._engine.connect() as conn:
+            for t in region_tables(store._engine):
                 n = int(conn.execute(select(func.count()).select_from(t)).scalar_one())
                 if n != want.get(t.name, 0):
                     failures.append(

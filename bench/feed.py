@@ -197,7 +197,7 @@ def seed(ctx: Context, platform: Any, scale: Scale, seed_value: int = 7) -> Seed
 
     for region_index, region in enumerate(REGIONS):
         store = platform.regions[region]
-        w_ = Writer(store.engine)
+        w_ = Writer(store._engine)
         b = w_.backend
         here = user_region[actor] == region_index
         mine_users = np.flatnonzero(user_region == region_index)

@@ -233,7 +233,7 @@ def seed(platform: Any, total_rows: int) -> Seeded:
     sessions = RegionModel.metadata.tables["sessions"]
     written = 0
     for region in REGIONS:
-        w = Writer(platform.regions[region].engine)
+        w = Writer(platform.regions[region]._engine)
         mine = [uid for uid, r in users.items() if r == region]
         acc = layout(accounts, ["id", "owner_id"], w.process)
         written += w.write(acc, rows(acc, ({"id": u, "owner_id": u} for u in mine)))
@@ -270,7 +270,7 @@ def plant_violations(platform: Any, users: dict[str, str]) -> list[Planted]:
     planted: list[Planted] = []
     for region in REGIONS:
         owners = [u for u, r in wrong if r == region]
-        w = Writer(platform.regions[region].engine)
+        w = Writer(platform.regions[region]._engine)
         acc = layout(accounts, ["id", "owner_id"], w.process)
         w.write(acc, rows(acc, ({"id": u, "owner_id": u} for u in owners)))
         session_ids = _hex_ids(len(owners))
@@ -303,7 +303,7 @@ def scanned_tables(platform: Any) -> dict[str, list[Any]]:
 
     out = {}
     for region, store in platform.regions.items():
-        existing = set(inspect(store.engine).get_table_names())
+        existing = set(inspect(store._engine).get_table_names())
         out[region] = [t for t in RegionModel.metadata.sorted_tables if t.name in existing]
     return out
 
@@ -313,7 +313,7 @@ def count_rows(platform: Any, tables: dict[str, list[Any]]) -> int:
 
     n = 0
     for region, store in platform.regions.items():
-        with store.engine.connect() as conn:
+        with store._engine.connect() as conn:
             for t in tables[region]:
                 n += int(conn.execute(select(func.count()).select_from(t)).scalar_one())
     return n
@@ -325,7 +325,7 @@ def group_by_owner(platform: Any, tables: dict[str, list[Any]]) -> int:
 
     n = 0
     for region, store in platform.regions.items():
-        with store.engine.connect() as conn:
+        with store._engine.connect() as conn:
             for t in tables[region]:
                 for _owner, c in conn.execute(
                     select(t.c.owner_id, func.count()).group_by(t.c.owner_id)
@@ -397,7 +397,7 @@ def _measure(ctx: Context, backend: str, total: int, reps: int, urls: dict[str, 
         seeded = seed(platform, total)
         settle(platform)
         for store in platform.regions.values():
-            store.engine.dispose()
+            store._engine.dispose()
         ctx.log(f"{backend}: seeded {seeded.rows:,} rows in {seeded.seconds:.1f} s")
         res = Result(backend, version, seeded)
         if seeded.rows != total:

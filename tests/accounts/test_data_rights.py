@@ -111,11 +111,11 @@ def test_deletion_waits_30_days_can_be_cancelled_then_purges_and_shreds(
             text("SELECT email_ct FROM accounts WHERE id = :i"), {"i": uid}
         ).scalar_one()
     backup = None
-    if store.engine.dialect.name == "sqlite":
-        with store.engine.connect() as conn:
+    if store.dialect.name == "sqlite":
+        with store.unchecked_connection(reason="test: read below the hooks") as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         backup = tmp_path / "before-purge.db"
-        shutil.copy(store.engine.url.database or "", backup)
+        shutil.copy(store.url.database or "", backup)
 
     purged = do_purge_due_deletions(platform, settings, now=utcnow() + timedelta(days=31))
     assert purged == [uid]

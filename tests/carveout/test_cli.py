@@ -25,10 +25,7 @@ def reelm(
             hide_password=False
         ),
         "REELM_REGION_DATABASE_URLS": json.dumps(
-            {
-                n: s.engine.url.render_as_string(hide_password=False)
-                for n, s in platform.regions.items()
-            }
+            {n: s.url.render_as_string(hide_password=False) for n, s in platform.regions.items()}
         ),
         "COLUMNS": "200",
     }

@@ -34,7 +34,7 @@ def open_like_a_new_process(platform: Platform, settings: Settings) -> Platform:
         global_url=platform.global_store.engine.url.render_as_string(hide_password=False),
         keys_dir=settings.data_dir / "keys",
         region_urls={
-            name: store.engine.url.render_as_string(hide_password=False)
+            name: store.url.render_as_string(hide_password=False)
             for name, store in platform.regions.items()
         },
     )

@@ -20,7 +20,6 @@ from reelm.carveout.service import RunOptions, do_run
 from reelm.carveout.verify import do_check
 from reelm.errors import TryAgainLater
 from reelm.residency.models import MOVING, DirectoryEntry
-from reelm.residency.store import wait_for_writers
 
 
 class Client(threading.Thread):
@@ -165,7 +164,7 @@ def test_the_fence_waits_for_a_write_that_checked_the_directory_before_the_mark(
             release.wait(10)
 
     def fence() -> None:
-        wait_for_writers(store.engine)
+        store.wait_for_writers()
         fenced.set()
 
     w = threading.Thread(target=writer)

@@ -83,7 +83,10 @@ def build_archive(store: RegionStore, user_id: str, *, progress: Progress | None
     steps = len(tables) + len(blob_keys)
     buf = io.BytesIO()
     done = 0
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z, store.engine.connect() as conn:
+    with (
+        zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z,
+        store.unchecked_connection(reason="data export: read one user's rows") as conn,
+    ):
         index: dict[str, int] = {}
         for table in tables:
             rows = [
@@ -262,7 +265,7 @@ def do_purge_user(platform: Platform, settings: Settings, *, user_id: str) -> No
         entry.state = DELETED
         region = entry.home_region
     store = platform.region(region)
-    with store.engine.begin() as conn:
+    with store.unchecked_connection(reason="purge: delete one user's rows") as conn, conn.begin():
         for table in reversed(RegionModel.metadata.sorted_tables):
             conn.execute(delete(table).where(table.c.owner_id == user_id))
     for key in list(store.blobs.keys(f"{user_id}/")):

@@ -38,7 +38,7 @@ def _no_crash(_name: str) -> None:
 
 
 def _sqlite_file(store: RegionStore) -> str | None:
-    url = store.engine.url
+    url = store.url
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return str(Path(url.database).resolve())
     return None
@@ -49,8 +49,8 @@ def _columns(table: Table) -> str:
 
 
 def _check_tables(source: RegionStore, target: RegionStore) -> list[Table]:
-    tables = region_tables(source.engine)
-    missing = {t.name for t in tables} - {t.name for t in region_tables(target.engine)}
+    tables = region_tables(source)
+    missing = {t.name for t in tables} - {t.name for t in region_tables(target)}
     if missing:
         raise RuntimeError(
             f"region {target.name} lacks tables {sorted(missing)} that {source.name} has: "
@@ -70,7 +70,7 @@ def copy_rows(
     src_file, dst_file = _sqlite_file(source), _sqlite_file(target)
     if src_file and dst_file:
         return _copy_sqlite(src_file, target, tables, owners, crash)
-    if source.engine.dialect.name == target.engine.dialect.name == "postgresql":
+    if source.dialect.name == target.dialect.name == "postgresql":
         return _copy_postgresql(source, target, tables, owners, crash)
     return _copy_generic(source, target, tables, owners, crash)
 
@@ -78,10 +78,9 @@ def copy_rows(
 def _copy_sqlite(
     src_file: str, target: RegionStore, tables: list[Table], owners: Sequence[str], crash: Crash
 ) -> int:
-    raw: Any = target.engine.raw_connection()
-    db = raw.driver_connection
     copied = 0
-    try:
+    with target.unchecked_connection(reason="carve-out: copy rows in (SQLite ATTACH)") as conn:
+        db: Any = conn.connection.driver_connection
         tune_sqlite(db)
         db.execute("ATTACH DATABASE ? AS carveout_src", (src_file,))
         tune_sqlite(db, "carveout_src")
@@ -112,8 +111,6 @@ def _copy_sqlite(
             raise
         finally:
             db.execute("DETACH DATABASE carveout_src")
-    finally:
-        raw.close()
     return copied
 
 
@@ -126,48 +123,50 @@ def _copy_postgresql(
 ) -> int:
     from psycopg import sql
 
-    src: Any = source.engine.raw_connection()
-    dst: Any = target.engine.raw_connection()
     copied = 0
-    try:
-        s, d = src.driver_connection, dst.driver_connection
-        with d.cursor() as cur:
-            for table in reversed(tables):
-                cur.execute(f'DELETE FROM "{table.name}" WHERE owner_id = ANY(%s)', (list(owners),))
-        first = True
-        for table in tables:
-            cols = _columns(table)
-            query = sql.SQL(
-                "COPY (SELECT {cols} FROM {table} WHERE owner_id = ANY({owners})) "
-                "TO STDOUT (FORMAT BINARY)"
-            ).format(
-                cols=sql.SQL(cols),
-                table=sql.Identifier(table.name),
-                owners=sql.Literal(list(owners)),
-            )
-            with s.cursor() as out_cur, d.cursor() as in_cur:
-                with (
-                    out_cur.copy(query) as out,
-                    in_cur.copy(
-                        sql.SQL("COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)").format(
-                            table=sql.Identifier(table.name), cols=sql.SQL(cols)
-                        )
-                    ) as into,
-                ):
-                    for block in out:
-                        into.write(block)
-                copied += max(in_cur.rowcount, 0)
-            if first:
-                crash("copy.rows_mid")
-                first = False
-        d.commit()
-        s.rollback()
-    except BaseException:
-        dst.driver_connection.rollback()
-        raise
-    finally:
-        src.close()
-        dst.close()
+    with (
+        source.unchecked_connection(reason="carve-out: copy rows out (COPY)") as src,
+        target.unchecked_connection(reason="carve-out: copy rows in (COPY)") as dst,
+    ):
+        s: Any = src.connection.driver_connection
+        d: Any = dst.connection.driver_connection
+        try:
+            with d.cursor() as cur:
+                for table in reversed(tables):
+                    cur.execute(
+                        f'DELETE FROM "{table.name}" WHERE owner_id = ANY(%s)', (list(owners),)
+                    )
+            first = True
+            for table in tables:
+                cols = _columns(table)
+                query = sql.SQL(
+                    "COPY (SELECT {cols} FROM {table} WHERE owner_id = ANY({owners})) "
+                    "TO STDOUT (FORMAT BINARY)"
+                ).format(
+                    cols=sql.SQL(cols),
+                    table=sql.Identifier(table.name),
+                    owners=sql.Literal(list(owners)),
+                )
+                with s.cursor() as out_cur, d.cursor() as in_cur:
+                    with (
+                        out_cur.copy(query) as out,
+                        in_cur.copy(
+                            sql.SQL("COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)").format(
+                                table=sql.Identifier(table.name), cols=sql.SQL(cols)
+                            )
+                        ) as into,
+                    ):
+                        for block in out:
+                            into.write(block)
+                    copied += max(in_cur.rowcount, 0)
+                if first:
+                    crash("copy.rows_mid")
+                    first = False
+            d.commit()
+            s.rollback()
+        except BaseException:
+            d.rollback()
+            raise
     return copied
 
 
@@ -179,7 +178,11 @@ def _copy_generic(
     crash: Crash,
 ) -> int:
     copied = 0
-    with source.engine.connect() as src, target.engine.begin() as dst:
+    with (
+        source.unchecked_connection(reason="carve-out: copy rows out") as src,
+        target.unchecked_connection(reason="carve-out: copy rows in") as dst,
+        dst.begin(),
+    ):
         for table in reversed(tables):
             for chunk in chunks(owners, OWNERS_PER_QUERY):
                 dst.execute(delete(table).where(table.c.owner_id.in_(chunk)))
@@ -209,13 +212,17 @@ def delete_rows(store: RegionStore, owners: Sequence[str], *, crash: Crash = _no
     owners' and nothing else refers to them)."""
     if not owners:
         return 0
-    if store.engine.dialect.name == "sqlite":
+    if store.dialect.name == "sqlite":
         return _delete_sqlite(store, owners, crash)
     deleted = 0
-    pg = store.engine.dialect.name == "postgresql"  # one array parameter, not thousands
-    with store.engine.begin() as conn:
+    pg = store.dialect.name == "postgresql"  # one array parameter, not thousands
+    tables = region_tables(store)
+    with (
+        store.unchecked_connection(reason="carve-out: delete the source copy") as conn,
+        conn.begin(),
+    ):
         first = True
-        for table in reversed(region_tables(store.engine)):
+        for table in reversed(tables):
             for chunk in chunks(owners, OWNERS_PER_QUERY):
                 deleted += conn.execute(
                     delete(table).where(among(table.c.owner_id, chunk, pg=pg))
@@ -227,13 +234,13 @@ def delete_rows(store: RegionStore, owners: Sequence[str], *, crash: Crash = _no
 
 
 def _delete_sqlite(store: RegionStore, owners: Sequence[str], crash: Crash) -> int:
-    raw: Any = store.engine.raw_connection()
-    db = raw.driver_connection
     deleted = 0
-    try:
+    tables = region_tables(store)
+    with store.unchecked_connection(reason="carve-out: delete the source copy (SQLite)") as conn:
+        db: Any = conn.connection.driver_connection
         tune_sqlite(db)
         first = True
-        for table in reversed(region_tables(store.engine)):
+        for table in reversed(tables):
             for chunk in chunks(owners, OWNERS_PER_QUERY):
                 marks = qmarks(len(chunk))
                 db.execute("BEGIN IMMEDIATE")
@@ -248,8 +255,6 @@ def _delete_sqlite(store: RegionStore, owners: Sequence[str], crash: Crash) -> i
             if first:
                 crash("clean.rows_mid")
                 first = False
-    finally:
-        raw.close()
     return deleted
 
 

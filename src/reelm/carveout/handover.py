@@ -70,7 +70,7 @@ from reelm.db import GlobalModel, new_id, utcnow
 from reelm.errors import Conflict, InvalidInput, NotFound
 from reelm.residency.models import ACTIVE, MOVING
 from reelm.residency.service import active_policy_hash
-from reelm.residency.store import Platform, RegionStore, wait_for_writers
+from reelm.residency.store import Platform, RegionStore
 from reelm.sql import bind, chunks
 
 EXPORT_TARGET = "export"
@@ -137,7 +137,7 @@ def do_export(
                 .values(state=MOVING, moving_to=EXPORT_TARGET)
             )
     for store in platform.regions.values():
-        wait_for_writers(store.engine)
+        store.wait_for_writers()
     users = _write_bundle(platform, settings, bundle_id, moves, recipient_pub, out)
     return bundle_id, users
 
@@ -238,8 +238,8 @@ def _export_batch(
     manifests = compute_manifests(store, users)
     keys = store.keys.data_keys(users)
     tables: dict[str, dict[str, list[dict[str, Any]]]] = {u: {} for u in users}
-    with store.engine.connect() as conn:
-        for table in region_tables(store.engine):
+    with store.unchecked_connection(reason="hand-over: export the users' rows") as conn:
+        for table in region_tables(store):
             rows = list(conn.execute(select(table).where(table.c.owner_id.in_(users))))
             for data in rows_out(table, rows):
                 tables[data["owner_id"]].setdefault(table.name, []).append(data)
@@ -502,8 +502,11 @@ def _import_batch(
                 ],
             )  # fmt: skip
     # 2. rows (one transaction, replacing a killed attempt's), blobs, keys
-    tables = {t.name: t for t in region_tables(store.engine)}
-    with store.engine.begin() as conn:
+    tables = {t.name: t for t in region_tables(store)}
+    with (
+        store.unchecked_connection(reason="hand-over: import the users' rows") as conn,
+        conn.begin(),
+    ):
         for table in reversed(list(tables.values())):
             conn.execute(delete(table).where(table.c.owner_id.in_(users)))
         for name, table in tables.items():

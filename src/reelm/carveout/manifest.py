@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Connection,
     Date,
     DateTime,
     Engine,
@@ -166,56 +167,56 @@ def canonical_line(line: str, floats: Sequence[Any]) -> str:
     return line + "|" + "|".join(_float_text(v) for v in floats)
 
 
-def region_tables(engine: Engine) -> list[Table]:
+def region_tables(bind: RegionStore | Engine | Connection) -> list[Table]:
     """The RegionModel tables this database has, parents before children."""
-    existing = set(inspect(engine).get_table_names())
+    if isinstance(bind, RegionStore):
+        existing = bind.table_names()
+    else:
+        existing = set(inspect(bind).get_table_names())
     return [t for t in RegionModel.metadata.sorted_tables if t.name in existing]
 
 
 def table_digests(
-    engine: Engine, table: Table, owners: Sequence[str]
+    conn: Connection, table: Table, owners: Sequence[str]
 ) -> dict[str, tuple[int, str]]:
     """Per owner with rows in `table`: (row count, sha256 hex of the rows' canonical text)."""
-    dialect = engine.dialect.name
+    dialect = conn.dialect.name
     plan = _plan(table, dialect)
     out: dict[str, tuple[int, str]] = {}
-    raw: Any = engine.raw_connection()
-    try:
-        if dialect == "sqlite":
-            tune_sqlite(raw.driver_connection)
-        cur = raw.cursor()
-        for chunk in chunks(owners, OWNERS_PER_QUERY):
-            if dialect == "postgresql" and not plan.floats:
-                cur.execute(
-                    f"SELECT owner_id, count(*), encode(sha256(convert_to(string_agg("
-                    f"{plan.line}, E'\\n' ORDER BY {plan.order}), 'UTF8')), 'hex') "
-                    f'FROM "{table.name}" WHERE owner_id = ANY(%s) GROUP BY owner_id',
-                    (chunk,),
-                )
-                for owner, count, digest in cur.fetchall():
-                    out[owner] = (int(count), digest)
-                continue
-            extra = "".join(", " + f for f in plan.floats)
-            params: tuple[Any, ...]
-            if dialect == "postgresql":
-                where, params = "owner_id = ANY(%s)", (chunk,)
-            else:
-                where, params = f"owner_id IN ({qmarks(len(chunk))})", tuple(chunk)
+    raw: Any = conn.connection
+    if dialect == "sqlite":
+        tune_sqlite(raw.driver_connection)
+    cur = raw.cursor()
+    for chunk in chunks(owners, OWNERS_PER_QUERY):
+        if dialect == "postgresql" and not plan.floats:
             cur.execute(
-                f'SELECT owner_id, {plan.line}{extra} FROM "{table.name}" WHERE {where} '
-                f"ORDER BY owner_id, {plan.order}",
-                params,
+                f"SELECT owner_id, count(*), encode(sha256(convert_to(string_agg("
+                f"{plan.line}, E'\\n' ORDER BY {plan.order}), 'UTF8')), 'hex') "
+                f'FROM "{table.name}" WHERE owner_id = ANY(%s) GROUP BY owner_id',
+                (chunk,),
             )
-            for owner, rows in itertools.groupby(cur.fetchall(), key=_first):
-                if plan.floats:
-                    lines = [canonical_line(r[1], r[2:]) for r in rows]
-                else:
-                    lines = [r[1] for r in rows]
-                out[owner] = (len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest())
-        cur.close()
-        raw.rollback()
-    finally:
-        raw.close()
+            for owner, count, digest in cur.fetchall():
+                out[owner] = (int(count), digest)
+            continue
+        extra = "".join(", " + f for f in plan.floats)
+        params: tuple[Any, ...]
+        if dialect == "postgresql":
+            where, params = "owner_id = ANY(%s)", (chunk,)
+        else:
+            where, params = f"owner_id IN ({qmarks(len(chunk))})", tuple(chunk)
+        cur.execute(
+            f'SELECT owner_id, {plan.line}{extra} FROM "{table.name}" WHERE {where} '
+            f"ORDER BY owner_id, {plan.order}",
+            params,
+        )
+        for owner, rows in itertools.groupby(cur.fetchall(), key=_first):
+            if plan.floats:
+                lines = [canonical_line(r[1], r[2:]) for r in rows]
+            else:
+                lines = [r[1] for r in rows]
+            out[owner] = (len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest())
+    cur.close()
+    raw.rollback()  # ends the read transaction: each table is read on its own
     return out
 
 
@@ -255,13 +256,15 @@ def compute_manifests(store: RegionStore, owners: Sequence[str]) -> dict[str, Ma
     owners = list(dict.fromkeys(owners))
     leaves: dict[str, list[bytes]] = {o: [] for o in owners}
     rows = dict.fromkeys(owners, 0)
-    for table in region_tables(store.engine):
-        name = table.name.encode()
-        for owner, (count, digest) in table_digests(store.engine, table, owners).items():
-            leaves[owner].append(
-                b"rows\x00" + name + b"\x00" + str(count).encode() + b"\x00" + digest.encode()
-            )
-            rows[owner] += count
+    tables = region_tables(store)
+    with store.unchecked_connection(reason="carve-out: manifest of the users' rows") as conn:
+        for table in tables:
+            name = table.name.encode()
+            for owner, (count, digest) in table_digests(conn, table, owners).items():
+                leaves[owner].append(
+                    b"rows\x00" + name + b"\x00" + str(count).encode() + b"\x00" + digest.encode()
+                )
+                rows[owner] += count
     blobs = dict.fromkeys(owners, 0)
     size = dict.fromkeys(owners, 0)
     for owner in with_blobs(store, owners):

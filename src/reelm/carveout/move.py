@@ -41,7 +41,7 @@ from reelm.db import utcnow
 from reelm.residency.models import ACTIVE, MOVING
 from reelm.residency.policy import ResidencyPolicy
 from reelm.residency.service import do_activate_policy, write_policy_file
-from reelm.residency.store import Platform, RegionStore, wait_for_writers
+from reelm.residency.store import Platform, RegionStore
 from reelm.sql import among, bind, chunks
 
 
@@ -284,7 +284,7 @@ class Mover:
         marked = [u for u in users if at[u] == m.MARKED]
         if marked:
             with self._timed("fence"):
-                wait_for_writers(source.engine)
+                source.wait_for_writers()
             crash_point("batch.fenced")
             # the source's manifests (its data is frozen now) are computed beside the copy
             mine = self.helper.submit(self._manifests, source, marked, "source")

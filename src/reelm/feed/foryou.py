@@ -112,24 +112,29 @@ def viewer_state(platform: Platform, me: Person) -> ViewerState:
     (those regions answer with ids only)."""
     v = me.user_id
     store = platform.region(me.region)
-    since = reads.when(store.engine, utcnow() - timedelta(days=FINISHED_DAYS))
+    since = reads.when(store.dialect, utcnow() - timedelta(days=FINISHED_DAYS))
     state = ViewerState()
     sets = {"f": state.follows, "h": state.hidden, "n": state.not_interested, "c": state.finished}
-    for kind, value in reads.run(store.engine, VIEWER_STATE_SQL, (v, v, v, v, v, v, since, v)):
+    with store.unchecked_connection(reason="For You: the viewer's own state (read)") as conn:
+        rows = reads.run(conn, VIEWER_STATE_SQL, (v, v, v, v, v, v, since, v))
+    for kind, value in rows:
         if kind == "i":
             state.interests = json.loads(value) if value else []
         else:
             sets[kind].add(value)
     for name, other in platform.regions.items():
         if name != me.region:
-            state.hidden.update(r[0] for r in reads.run(other.engine, BLOCKED_BY_SQL, (v,)))
+            with other.unchecked_connection(reason="For You: who blocked the viewer") as conn:
+                state.hidden.update(r[0] for r in reads.run(conn, BLOCKED_BY_SQL, (v,)))
     return state
 
 
 def viewer_positives(platform: Platform, me: Person) -> list[tuple[str, str, datetime]]:
     """(video, kind, when) of the viewer's most recent likes, saves, shares and completions."""
     v = me.user_id
-    rows = reads.run(platform.region(me.region).engine, POSITIVES_SQL, (v, v, v, v))
+    store = platform.region(me.region)
+    with store.unchecked_connection(reason="For You: the viewer's positives (read)") as conn:
+        rows = reads.run(conn, POSITIVES_SQL, (v, v, v, v))
     return [(vid, kind, reads.timestamp(at)) for vid, kind, at in rows]
 
 
@@ -181,7 +186,7 @@ def followed_since(platform: Platform, follows: set[str], after: datetime) -> li
         f"WHERE published_at > ? AND creator_id IN ({qmarks(len(creators))}) "
         f"ORDER BY published_at DESC LIMIT {FOLLOWING_TAKE}"
     )
-    return list(reads.catalog_rows(reads.run(engine, sql, [reads.when(engine, after), *creators])))
+    return list(reads.catalog_rows(reads.run(engine, sql, [reads.when(engine.dialect, after), *creators])))
 
 
 def fresh_public_videos(platform: Platform, after: datetime) -> list[VideoRow]:
@@ -192,7 +197,7 @@ def fresh_public_videos(platform: Platform, after: datetime) -> list[VideoRow]:
         "WHERE visibility = 'public' AND published_at > ? "
         f"ORDER BY published_at DESC LIMIT {FRESH_TAKE}"
     )
-    return list(reads.catalog_rows(reads.run(engine, sql, (reads.when(engine, after),))))
+    return list(reads.catalog_rows(reads.run(engine, sql, (reads.when(engine.dialect, after),))))
 
 
 def visible(row: VideoRow | None, state: ViewerState | None, viewer_id: str | None) -> bool:

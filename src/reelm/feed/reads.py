@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import Dialect
 
 
 class CatalogRow(NamedTuple):
@@ -40,11 +41,12 @@ class CatalogRow(NamedTuple):
 CATALOG_COLUMNS = ", ".join(CatalogRow._fields)
 
 
-def run(engine: Engine, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """Rows of one read-only statement written with `?` placeholders."""
-    if engine.dialect.paramstyle != "qmark":
+def run(bind: Engine | Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Rows of one read-only statement written with `?` placeholders: on the global engine, or
+    on a region's `unchecked_connection` (which rolls the read transaction back at its end)."""
+    if bind.dialect.paramstyle != "qmark":
         sql = sql.replace("?", "%s")
-    conn = engine.raw_connection()
+    conn = bind.raw_connection() if isinstance(bind, Engine) else bind.connection
     try:
         cur = conn.cursor()
         try:
@@ -53,13 +55,14 @@ def run(engine: Engine, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]
         finally:
             cur.close()
     finally:
-        conn.close()  # back to the pool, which rolls the read transaction back
+        if isinstance(bind, Engine):
+            conn.close()  # back to the pool, which rolls the read transaction back
     return [tuple(r) for r in rows]
 
 
-def when(engine: Engine, value: datetime) -> Any:
+def when(dialect: Dialect, value: datetime) -> Any:
     """A timestamp parameter as the column stores it (SQLite: SQLAlchemy's UTC text format)."""
-    if engine.dialect.name == "sqlite":
+    if dialect.name == "sqlite":
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     return value
 

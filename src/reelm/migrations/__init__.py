@@ -7,7 +7,7 @@ from typing import Literal
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 HERE = Path(__file__).parent
 Kind = Literal["global", "region"]
@@ -19,12 +19,17 @@ def alembic_config(kind: Kind) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, kind: Kind, revision: str = "heads") -> None:
+def upgrade(bind: Engine | Connection, kind: Kind, revision: str = "heads") -> None:
     """Bring one database to `revision` (every branch head by default); idempotent.
 
     Domains add migrations on their own branches off the latest revision they need, so work on
     separate domains never fights over one linear history."""
     cfg = alembic_config(kind)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+        return
+    with bind.begin():
+        cfg.attributes["connection"] = bind
         command.upgrade(cfg, revision)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, select
 
 import reelm.all_models  # noqa: F401  (every region table is known)
 from reelm.db import RegionModel
@@ -59,8 +59,8 @@ def do_scan(platform: Platform, *, progress: Progress | None = None) -> ScanRepo
     report = ScanReport(violations=[])
     assert report.violations is not None
     for region, store in platform.regions.items():
-        existing = set(inspect(store.engine).get_table_names())
-        with store.engine.connect() as conn:
+        existing = store.table_names()
+        with store.unchecked_connection(reason="residency scan: read every owner") as conn:
             for table in RegionModel.metadata.sorted_tables:
                 if table.name not in existing:
                     continue

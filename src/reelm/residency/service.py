@@ -55,7 +55,8 @@ def write_policy_file(
 def do_migrate(platform: Platform) -> None:
     migrations.upgrade(platform.global_store.engine, "global")
     for store in platform.regions.values():
-        migrations.upgrade(store.engine, "region")
+        with store.unchecked_connection(reason="migrate the region's schema") as conn:
+            migrations.upgrade(conn, "region")
 
 
 def do_activate_policy(

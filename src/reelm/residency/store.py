@@ -8,14 +8,15 @@ transaction writes nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from reelm.db import RegionModel
@@ -25,6 +26,8 @@ from reelm.residency.keys import FieldCipher, KeyRing, LocalKeyRing
 from reelm.residency.models import ACTIVE, DELETED, MOVING, PENDING, DirectoryEntry
 from reelm.residency.policy import ResidencyPolicy
 from reelm.sql import chunks
+
+log = logging.getLogger(__name__)
 
 
 def normalise_url(url: str) -> str:
@@ -107,7 +110,11 @@ class Directory:
 
 
 class RegionStore:
-    """Everything one region holds, behind one object: the only door to protected data."""
+    """Everything one region holds, behind one object: the only door to protected data.
+
+    Its sessions check the residency rule on every flush and bulk statement. The engine is
+    private: the one way around those checks is `unchecked_connection`, which names itself and
+    its reason (and ruff's SLF001 refuses `store._engine` outside this class)."""
 
     def __init__(
         self,
@@ -120,7 +127,7 @@ class RegionStore:
         work_dir: Path | None = None,
     ) -> None:
         self.name = name
-        self.engine = engine
+        self._engine = engine
         self.blobs = blobs
         self.keys = keys
         # Region-local scratch space (uploads being received, transcode work, the job queue):
@@ -133,6 +140,54 @@ class RegionStore:
 
     def session(self) -> Session:
         return self._sessions()
+
+    @contextmanager
+    def unchecked_connection(self, *, reason: str) -> Iterator[Connection]:
+        """A connection to this region's database *below* the residency hooks: nothing run on
+        it is checked against the Directory.
+
+        Only for bulk jobs that keep the rule by construction and say how (the carve-out and
+        hand-over copy users a journal marked `moving`, export and purge touch one user's rows
+        in their home region, the scanner and For You's page reads only read). `reason` names
+        the job; it is logged at debug. The connection has not begun a transaction: write
+        under `with conn.begin():`, or use `conn.connection` for the DBAPI connection (it goes
+        back to the pool, rolled back, when the block ends)."""
+        if not reason.strip():
+            raise ValueError("unchecked_connection needs a reason")
+        log.debug("unchecked connection to region %s: %s", self.name, reason)
+        with self._engine.connect() as conn:
+            yield conn
+
+    @property
+    def dialect(self) -> Dialect:
+        """The database this region runs on (reading it opens no connection)."""
+        return self._engine.dialect
+
+    @property
+    def url(self) -> URL:
+        return self._engine.url
+
+    def table_names(self) -> set[str]:
+        """The tables this region's database has: its schema, no rows."""
+        return set(inspect(self._engine).get_table_names())
+
+    def wait_for_writers(self) -> None:
+        """Return once every transaction holding this region's write fence has ended (see
+        `hold_write_fence`)."""
+        if self.dialect.name == "postgresql":
+            with self._engine.begin() as conn:
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_FENCE_KEY})")
+            return
+        raw: Any = self._engine.raw_connection()
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            raw.rollback()
+        finally:
+            raw.close()
+
+    def close(self) -> None:
+        """Close the region's pooled connections."""
+        self._engine.dispose()
 
     def cipher(self, owner_id: str) -> FieldCipher:
         """Encrypts and decrypts one user's sensitive fields with their data key."""
@@ -239,7 +294,7 @@ def hold_write_fence(connection: Connection) -> None:
 
     Every write of protected rows takes it *before* it reads the owners' homes from the
     Directory. A carve-out marks users `moving`, then waits for the fence exclusively
-    (`wait_for_writers`): every transaction that read a home before the mark has ended by
+    (`RegionStore.wait_for_writers`): every transaction that read a home before the mark has ended by
     then (so the copy sees its rows), and every later one reads the mark and is refused.
     PostgreSQL: a shared advisory transaction lock. SQLite: the database's write lock itself
     (taken now rather than at the first INSERT; SQLite has one writer at a time anyway)."""
@@ -250,20 +305,6 @@ def hold_write_fence(connection: Connection) -> None:
         raw: Any = connection.connection.dbapi_connection
         if not raw.in_transaction:
             raw.execute("BEGIN IMMEDIATE")
-
-
-def wait_for_writers(engine: Engine) -> None:
-    """Return once every transaction holding the write fence of `engine`'s region has ended."""
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_FENCE_KEY})")
-        return
-    raw: Any = engine.raw_connection()
-    try:
-        raw.execute("BEGIN IMMEDIATE")
-        raw.rollback()
-    finally:
-        raw.close()
 
 
 class GlobalStore:
@@ -321,7 +362,7 @@ class Platform:
     def close(self) -> None:
         self.global_store.engine.dispose()
         for r in self.regions.values():
-            r.engine.dispose()
+            r.close()
 
 
 __all__ = [
@@ -336,5 +377,4 @@ __all__ = [
     "RegionStore",
     "hold_write_fence",
     "make_engine",
-    "wait_for_writers",
 ]
