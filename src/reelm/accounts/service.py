@@ -151,7 +151,7 @@ def check_sign_up(
 
     store = platform.region(region)
     try:
-        store.keys.create_data_key(user_id)
+        store.keys.ensure_data_key(user_id)
         cipher = store.cipher(user_id)
         with store.transaction() as s:
             account = Account(

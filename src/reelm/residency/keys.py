@@ -11,6 +11,7 @@ any earlier copy or backup of it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import sqlite3
 import threading
@@ -18,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -45,7 +46,7 @@ class KeyRing(Protocol):
 
     region: str
 
-    def create_data_key(self, owner_id: str) -> bytes: ...
+    def ensure_data_key(self, owner_id: str) -> bytes: ...
     def data_key(self, owner_id: str) -> bytes: ...
     def has_data_key(self, owner_id: str) -> bool: ...
     def put_data_key(self, owner_id: str, key: bytes) -> None: ...
@@ -79,13 +80,31 @@ class LocalKeyRing:
 
     @staticmethod
     def _load_or_create_kek(path: Path) -> bytes:
-        if path.exists():
-            return base64.b64decode(path.read_text().strip())
-        key = AESGCM.generate_key(bit_length=256)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(base64.b64encode(key).decode() + "\n")
-        return key
+        """The region's KEK. Processes that start together (the web process and its region
+        workers) may all find no KEK: each writes a candidate to a file of its own and links it
+        into place, which succeeds for exactly one; the others read the winner's. The KEK is
+        never visible half-written."""
+        if not path.exists():
+            key = AESGCM.generate_key(bit_length=256)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(base64.b64encode(key).decode() + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                with contextlib.suppress(FileExistsError):  # another process won: use its KEK
+                    os.link(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        kek = base64.b64decode(path.read_text().strip())
+        if len(kek) != 32:
+            raise ReelmError(
+                f"The key-encryption key {path} is damaged ({len(kek)} bytes, not 32).",
+                code="bad_kek",
+                status=500,
+            )
+        return kek
 
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
@@ -111,13 +130,32 @@ class LocalKeyRing:
             raise ReelmError("unknown wrapped-key version", code="bad_wrapped_key", status=500)
         return self._kek.decrypt(wrapped[1 : 1 + NONCE], wrapped[1 + NONCE :], self._aad(owner_id))
 
-    def create_data_key(self, owner_id: str) -> bytes:
-        key = AESGCM.generate_key(bit_length=256)
-        self.put_data_key(owner_id, key)
+    def ensure_data_key(self, owner_id: str) -> bytes:
+        """The user's data key, created if they have none yet.
+
+        Never replaces a stored key: anything encrypted with a key that is later overwritten is
+        lost. Callers in any number of processes and threads asking at once all get the one key
+        that the first insert stored (INSERT … ON CONFLICT DO NOTHING, then the stored row is
+        read back in the same transaction)."""
+        candidate = AESGCM.generate_key(bit_length=256)
+        with self._conn() as c:
+            c.execute(
+                "INSERT INTO user_keys (owner_id, wrapped) VALUES (?, ?) "
+                "ON CONFLICT(owner_id) DO NOTHING",
+                (owner_id, self._wrap(owner_id, candidate)),
+            )
+            (wrapped,) = c.execute(
+                "SELECT wrapped FROM user_keys WHERE owner_id = ?", (owner_id,)
+            ).fetchone()
+        key = self._unwrap(owner_id, wrapped)
+        with self._cache_lock:
+            self._cache[owner_id] = (key, time.monotonic() + CACHE_SECONDS)
         return key
 
     def put_data_key(self, owner_id: str, key: bytes) -> None:
-        """Store a data key (a new one, or one re-wrapped here from another region's ring)."""
+        """Store a data key re-wrapped here from another region's ring (a carve-out copies the
+        same key bytes, so a copy another process has cached stays right). A new user's key
+        comes from `ensure_data_key`, which never overwrites."""
         if len(key) != 32:
             raise ValueError("a data key is 32 bytes")
         with self._cache_lock:
@@ -285,27 +323,49 @@ class FieldCipher:
                 raise ReelmError(
                     f"{name} is not an encrypted stream", code="ciphertext_tampered", status=500
                 )
-            i = 0
-            while True:
-                head = src.read(4 + NONCE)
-                length = int.from_bytes(head[:4], "big") if len(head) == 4 + NONCE else -1
-                sealed = src.read(length) if length > 0 else b""
-                if length <= 0 or len(sealed) != length:
-                    raise ReelmError(f"{name} is truncated", code="ciphertext_tampered", status=500)
-                nonce = head[4:]
-                last = src.peek(1) == b"" if hasattr(src, "peek") else False
-                try:
-                    plain = self._aead.decrypt(nonce, sealed, self._chunk_aad(name, i, last))
-                except InvalidTag:
-                    raise ReelmError(
-                        f"The stored {name} of user {self.owner_id} failed its integrity check.",
-                        code="ciphertext_tampered",
-                        status=500,
-                    ) from None
-                dst.write(plain)
-                if last:
-                    return
-                i += 1
+            self._decrypt_chunks(name, src, dst)
+
+    def decrypt_blob_to(self, name: str, src: IO[bytes], dst: IO[bytes]) -> None:
+        """Decrypt a blob of either format (a stream from `encrypt_file`, or a sealed value from
+        `encrypt_bytes`), told apart by its first bytes, into `dst`. For readers that do not
+        know which writer made a blob (the export walks every blob of a user)."""
+        head = src.read(len(STREAM_MAGIC))
+        if head == STREAM_MAGIC:
+            self._decrypt_chunks(name, src, dst)
+        elif head[:1] == VERSION:
+            dst.write(self.decrypt_bytes(name, head + src.read()))
+        else:
+            raise ReelmError(
+                f"The stored {name} of user {self.owner_id} is not in a format reelm wrote.",
+                code="ciphertext_tampered",
+                status=500,
+            )
+
+    def _decrypt_chunks(self, name: str, src: IO[bytes], dst: IO[bytes]) -> None:
+        """The chunks after the magic. The last chunk is the one no header follows (read
+        ahead, so any readable stream works, not only one that can peek)."""
+        head = src.read(4 + NONCE)
+        i = 0
+        while True:
+            length = int.from_bytes(head[:4], "big") if len(head) == 4 + NONCE else -1
+            sealed = src.read(length) if length > 0 else b""
+            if length <= 0 or len(sealed) != length:
+                raise ReelmError(f"{name} is truncated", code="ciphertext_tampered", status=500)
+            following = src.read(4 + NONCE)
+            last = following == b""
+            try:
+                plain = self._aead.decrypt(head[4:], sealed, self._chunk_aad(name, i, last))
+            except InvalidTag:
+                raise ReelmError(
+                    f"The stored {name} of user {self.owner_id} failed its integrity check.",
+                    code="ciphertext_tampered",
+                    status=500,
+                ) from None
+            dst.write(plain)
+            if last:
+                return
+            head = following
+            i += 1
 
     def _chunk_aad(self, name: str, index: int, last: bool) -> bytes:
         return f"reelm-stream|{self.owner_id}|{name}|{index}|{int(last)}".encode()
