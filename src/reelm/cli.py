@@ -169,9 +169,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_workers: bo
 @click.option("--workers", type=int, default=1, help="Jobs run at once per region.")
 @click.pass_context
 def worker(ctx: click.Context, regions: tuple[str, ...], workers: int) -> None:
-    """Run a region's job worker (transcodes). Unfinished jobs are requeued at start."""
+    """Run a region's job worker (transcodes, data exports). Unfinished jobs are requeued at start."""
     import logging
 
+    from reelm.accounts.tasks import export_task_for, requeue_unfinished_exports
     from reelm.media.service import requeue_unfinished
     from reelm.media.tasks import task_for
     from reelm.residency.service import open_platform
@@ -188,7 +189,9 @@ def worker(ctx: click.Context, regions: tuple[str, ...], workers: int) -> None:
     from reelm.feed.tasks import schedule_training
 
     schedule_training(platform, settings, region)  # the For You model, retrained periodically
+    export_task_for(platform, settings, region)  # download-my-data archives
     requeued = requeue_unfinished(platform, settings, region)
+    requeued += requeue_unfinished_exports(platform, settings, region)
     console.print(f"worker for region {region}: {len(requeued)} unfinished job(s) requeued")
     import threading
 

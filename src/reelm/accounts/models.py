@@ -57,10 +57,12 @@ class DataExportJob(RegionModel):
     __tablename__ = "data_exports"
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
-    state: Mapped[str] = mapped_column(String(16), default="building")  # building, ready, failed
+    # queued (waiting for a region worker), building, ready, failed
+    state: Mapped[str] = mapped_column(String(16), default="queued")
     progress: Mapped[int] = mapped_column(default=0)  # percent
     blob_key: Mapped[str | None] = mapped_column(String(200), default=None)
     size_bytes: Mapped[int] = mapped_column(default=0)
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)  # shown to the user
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -16,22 +16,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import io
 import json
+import logging
+import secrets
+import shutil
+import time
 import zipfile
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from reelm.accounts.models import Account, DataExportJob
 from reelm.accounts.service import CurrentUser
 from reelm.audit.entries import AccountDeletion, DataExport, KeyDestruction
 from reelm.audit.log import region_log
 from reelm.config import Settings
+from reelm.crash import crash_point
 from reelm.db import RegionModel, utcnow
-from reelm.errors import Forbidden, NotFound
+from reelm.errors import Forbidden, NotFound, ReelmError
 from reelm.residency.jurisdictions import country_name
 from reelm.residency.keys import KeyDestroyed
 from reelm.residency.models import DELETED, DirectoryEntry
@@ -40,15 +45,47 @@ from reelm.residency.store import Platform, RegionStore
 GRACE = timedelta(days=30)
 EXPORT_KEEP = timedelta(days=7)
 Progress = Callable[[int], None]
+logger = logging.getLogger(__name__)
 
 
 # download my data
 
+UNFINISHED = ("queued", "building")
+FAILED_UNEXPECTEDLY = "Something went wrong while building your data file. Try again."
 
-def do_request_export(platform: Platform, settings: Settings, user: CurrentUser) -> str:
+
+def _export_read(job: DataExportJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "state": job.state,
+        "progress": job.progress,
+        "size_bytes": job.size_bytes,
+        "sha256": job.sha256,
+        "error": job.error,
+        "created_at": job.created_at.isoformat(),
+    }
+
+
+def do_request_export(
+    platform: Platform, settings: Settings, user: CurrentUser
+) -> tuple[str, bool]:
+    """Record a new export, or find the one already under way (asking twice builds one
+    archive); returns (export id, whether it is new and needs its job queued). A failed or ready
+    export does not count: asking again after a failure is how a user retries.
+    `accounts.tasks.request_export` queues the job after this commit."""
     store = platform.region(user.region)
     with store.transaction() as s:
-        job = DataExportJob(owner_id=user.user_id, expires_at=utcnow() + EXPORT_KEEP)
+        running = s.scalar(
+            select(DataExportJob.id)
+            .where(DataExportJob.owner_id == user.user_id, DataExportJob.state.in_(UNFINISHED))
+            .order_by(DataExportJob.created_at.desc())
+            .limit(1)
+        )
+        if running is not None:
+            return running, False
+        job = DataExportJob(
+            owner_id=user.user_id, state="queued", expires_at=utcnow() + EXPORT_KEEP
+        )
         s.add(job)
         s.flush()
         export_id = job.id
@@ -56,7 +93,19 @@ def do_request_export(platform: Platform, settings: Settings, user: CurrentUser)
     log.record_now(
         DataExport(subject=log.pseudonym(user.user_id), export_id=export_id, event="requested")
     )
-    return export_id
+    return export_id, True
+
+
+def latest_export(platform: Platform, user: CurrentUser) -> dict[str, Any] | None:
+    """The user's newest export (for the settings page to pick up where it was)."""
+    with platform.region(user.region).session() as s:
+        job = s.scalar(
+            select(DataExportJob)
+            .where(DataExportJob.owner_id == user.user_id)
+            .order_by(DataExportJob.created_at.desc())
+            .limit(1)
+        )
+        return None if job is None else _export_read(job)
 
 
 def _jsonable(cipher: Any, column: str, value: Any) -> tuple[str, Any]:
@@ -75,16 +124,30 @@ def _jsonable(cipher: Any, column: str, value: Any) -> tuple[str, Any]:
     return column, value
 
 
-def build_archive(store: RegionStore, user_id: str, *, progress: Progress | None = None) -> bytes:
-    """A ZIP of everything `store` holds about `user_id`: one JSON file per table, and media."""
+def write_archive(
+    store: RegionStore, user_id: str, target: Path, *, progress: Progress | None = None
+) -> None:
+    """Write a ZIP of everything `store` holds about `user_id` to `target`: one JSON file per
+    table, and every blob decrypted (each read in the format it was written in: raw uploads are
+    streams, small blobs sealed values). Blobs are streamed, so a large upload is never held in
+    memory."""
     cipher = store.cipher(user_id)
     tables = RegionModel.metadata.sorted_tables
     blob_keys = [k for k in store.blobs.keys(f"{user_id}/") if "/exports/" not in k]
     steps = len(tables) + len(blob_keys)
-    buf = io.BytesIO()
+    half = steps // 2
     done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if done == half:
+            crash_point("export.half_way")
+        if progress:
+            progress(int(100 * done / steps))
+
     with (
-        zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z,
+        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z,
         store.unchecked_connection(reason="data export: read one user's rows") as conn,
     ):
         index: dict[str, int] = {}
@@ -95,66 +158,125 @@ def build_archive(store: RegionStore, user_id: str, *, progress: Progress | None
             ]
             index[table.name] = len(rows)
             z.writestr(f"data/{table.name}.json", json.dumps(rows, indent=2, ensure_ascii=False))
-            done += 1
-            if progress:
-                progress(int(100 * done / steps))
+            step()
         for key in blob_keys:
-            data = store.blobs.read_bytes(key)
             name = key.split("/", 1)[1]
-            if key.endswith(".enc"):
-                data = cipher.decrypt_bytes(key, data)
+            encrypted = key.endswith(".enc")
+            if encrypted:
                 name = name[: -len(".enc")]
-            z.writestr(f"media/{name}", data)
-            done += 1
-            if progress:
-                progress(int(100 * done / steps))
+            with store.blobs.open(key) as src, z.open(f"media/{name}", "w", force_zip64=True) as dst:
+                if encrypted:
+                    cipher.decrypt_blob_to(key, src, dst)
+                else:
+                    shutil.copyfileobj(src, dst, 1024 * 1024)
+            step()
         z.writestr(
             "README.txt",
             (
                 "Everything reelm stores about you in region "
                 f"{store.name!r}, as of {utcnow().isoformat()}.\n"
-                "data/<table>.json: your records, decrypted; media/: your files.\n"
+                "data/<table>.json: your records, decrypted; media/: your files, decrypted.\n"
                 f"Records per table: {json.dumps(index)}\n"
             ),
         )
-    return buf.getvalue()
 
 
 def do_build_export(
-    platform: Platform, settings: Settings, *, user_id: str, export_id: str
+    platform: Platform,
+    settings: Settings,
+    *,
+    region: str,
+    export_id: str,
+    final_attempt: bool = True,
 ) -> None:
-    """Build the archive in the user's region (a task: ids in, commits its own progress)."""
-    with platform.global_store.session() as g:
-        entry = g.get(DirectoryEntry, user_id)
-    if entry is None:
-        raise NotFound("No such user.")
-    store = platform.region(entry.home_region)
+    """Build one export's archive in its region (the job: ids in, commits its own steps).
+
+    Idempotent: a ready export is left alone, and a rerun after a crash starts the archive again
+    from nothing (it is written aside under a name of this attempt, then encrypted and put in
+    place in one atomic blob write), so a killed attempt leaves no half archive behind. An
+    attempt that fails records why; the last one marks the export `failed`, which the settings
+    page shows, and the user asks again."""
+    store = platform.region(region)
+    with store.transaction() as s:
+        job = s.get(DataExportJob, export_id)
+        if job is None or job.state not in UNFINISHED:
+            return
+        job.state, job.progress, job.error = "building", 0, None
+        user_id = job.owner_id
 
     def progress(percent: int) -> None:
         with store.transaction() as s:
-            job = s.get(DataExportJob, export_id)
-            if job is not None:
-                job.progress = min(percent, 99)
+            s.execute(
+                update(DataExportJob)
+                .where(DataExportJob.id == export_id)
+                .values(progress=min(percent, 99))
+            )
 
-    archive = build_archive(store, user_id, progress=progress)
+    folder = store.work_dir / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    attempt = secrets.token_hex(6)
+    plain = folder / f"{export_id}.{attempt}.zip"
+    sealed = folder / f"{export_id}.{attempt}.zip.enc"
     key = f"{user_id}/exports/{export_id}.zip.enc"
-    store.blobs.put_bytes(key, store.cipher(user_id).encrypt_bytes(key, archive))
-    digest = hashlib.sha256(archive).hexdigest()
+    started = time.monotonic()
+    try:
+        for stale in folder.glob(f"{export_id}.*"):
+            if stale not in (plain, sealed):
+                stale.unlink(missing_ok=True)  # a killed attempt's files
+        write_archive(store, user_id, plain, progress=progress)
+        digest, size = _sha256_file(plain)
+        store.cipher(user_id).encrypt_file(key, plain, sealed)
+        store.blobs.put_file(key, sealed)
+    except Exception as e:
+        message = e.message if isinstance(e, ReelmError) else FAILED_UNEXPECTEDLY
+        logger.exception("export %s (attempt failed, last=%s)", export_id, final_attempt)
+        with store.transaction() as s:
+            s.execute(
+                update(DataExportJob)
+                .where(DataExportJob.id == export_id)
+                .values(
+                    state="failed" if final_attempt else "building",
+                    error=message if final_attempt else f"Retrying: {message}",
+                )
+            )
+        raise
+    finally:
+        plain.unlink(missing_ok=True)
+        sealed.unlink(missing_ok=True)
     with store.transaction() as s:
-        job = s.get(DataExportJob, export_id)
-        if job is None:
-            raise NotFound("No such export.")
-        job.state, job.progress, job.blob_key = "ready", 100, key
-        job.size_bytes, job.sha256 = len(archive), digest
-    log = region_log(settings, store)
-    log.record_now(
+        s.execute(
+            update(DataExportJob)
+            .where(DataExportJob.id == export_id)
+            .values(state="ready", progress=100, blob_key=key, size_bytes=size, sha256=digest)
+        )
+    logger.info("export %s ready: %d bytes in %.2f s", export_id, size, time.monotonic() - started)
+    audit = region_log(settings, store)
+    audit.record_now(
         DataExport(
-            subject=log.pseudonym(user_id),
+            subject=audit.pseudonym(user_id),
             export_id=export_id,
             event="ready",
             archive_sha256=digest,
         )
     )
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def unfinished_exports(platform: Platform, region: str) -> list[str]:
+    """Exports left `queued` or `building` (by a dead worker, when none is running)."""
+    with platform.region(region).session() as s:
+        return list(
+            s.scalars(select(DataExportJob.id).where(DataExportJob.state.in_(UNFINISHED)))
+        )
 
 
 def _link_signature(
@@ -171,13 +293,7 @@ def export_status(
         job = s.get(DataExportJob, export_id)
         if job is None or job.owner_id != user.user_id:
             raise NotFound("No such export.", code="export_not_found")
-        out: dict[str, Any] = {
-            "id": job.id,
-            "state": job.state,
-            "progress": job.progress,
-            "size_bytes": job.size_bytes,
-            "sha256": job.sha256,
-        }
+        out = _export_read(job)
         if job.state == "ready":
             expires = int(
                 (utcnow() + timedelta(seconds=settings.export_link_ttl_seconds)).timestamp()
@@ -199,8 +315,10 @@ def access_export_download(
     export_id: str,
     expires: int,
     sig: str,
-) -> bytes:
-    """The archive behind an expiring signed link (the link is the capability)."""
+) -> Path:
+    """The archive behind an expiring signed link (the link is the capability), decrypted into
+    a file of the region's work folder that the caller sends and removes. Decrypted whole before
+    a byte is sent, so a damaged archive is a clear error, not a cut-off download."""
     good = _link_signature(settings, region, user_id, export_id, expires)
     if not hmac.compare_digest(good, sig):
         raise Forbidden("This download link is not valid.", code="bad_link")
@@ -212,17 +330,26 @@ def access_export_download(
         if job is None or job.owner_id != user_id or job.blob_key is None:
             raise NotFound("No such export.", code="export_not_found")
         key = job.blob_key
-    data = store.cipher(user_id).decrypt_bytes(key, store.blobs.read_bytes(key))
-    log = region_log(settings, store)
-    log.record_now(
+    folder = store.work_dir / "downloads"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{export_id}.{secrets.token_hex(6)}.zip"
+    try:
+        with store.blobs.open(key) as src, target.open("wb") as dst:
+            store.cipher(user_id).decrypt_blob_to(key, src, dst)
+        digest, _ = _sha256_file(target)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    audit = region_log(settings, store)
+    audit.record_now(
         DataExport(
-            subject=log.pseudonym(user_id),
+            subject=audit.pseudonym(user_id),
             export_id=export_id,
             event="downloaded",
-            archive_sha256=hashlib.sha256(data).hexdigest(),
+            archive_sha256=digest,
         )
     )
-    return data
+    return target
 
 
 # account deletion

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 _QUEUES: dict[tuple[str, str], Any] = {}
 _TASKS: dict[tuple[str, str], Any] = {}
 _PERIODIC: dict[tuple[str, str, str], Any] = {}
+_NAMED: dict[tuple[str, str], dict[str, Any]] = {}
 Runner = Callable[[str, str], None]
 
 
@@ -43,6 +44,28 @@ def transcode_task(work_dir: Path, region: str, runner: Runner, *, immediate: bo
         huey = queue(work_dir, region, immediate=immediate)
         _TASKS[key] = huey.task(retries=2, retry_delay=5, name="process_video")(runner)
     return _TASKS[key]
+
+
+def region_task(
+    work_dir: Path,
+    region: str,
+    name: str,
+    fn: Callable[..., None],
+    *,
+    retries: int,
+    retry_delay: int,
+    immediate: bool = False,
+) -> Any:
+    """Register `fn` as the region queue's task `name` (called with its `task` too, so it can
+    tell its last attempt). Every process that enqueues it or runs the queue registers it."""
+    key = (str(work_dir), region)
+    tasks = _NAMED.setdefault(key, {})
+    if name not in tasks:
+        huey = queue(work_dir, region, immediate=immediate)
+        tasks[name] = huey.task(retries=retries, retry_delay=retry_delay, name=name, context=True)(
+            fn
+        )
+    return tasks[name]
 
 
 def periodic_task(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
-from reelm.accounts import rights, service
+from reelm.accounts import rights, service, tasks
 from reelm.accounts.schemas import (
     AccountRead,
     Login,
@@ -123,14 +125,10 @@ def public_profile(handle: str, platform: PlatformDep) -> PublicProfileRead:
 
 @router.post("/me/exports", status_code=status.HTTP_202_ACCEPTED)
 def request_export(
-    user: CurrentUserDep, platform: PlatformDep, settings: SettingsDep, tasks: BackgroundTasks
+    user: CurrentUserDep, platform: PlatformDep, settings: SettingsDep
 ) -> dict[str, str]:
-    """Start building a ZIP of everything stored about you, in your region."""
-    export_id = rights.do_request_export(platform, settings, user)
-    tasks.add_task(
-        rights.do_build_export, platform, settings, user_id=user.user_id, export_id=export_id
-    )
-    return {"id": export_id}
+    """Queue the building of a ZIP of everything stored about you, on your region's workers."""
+    return {"id": tasks.request_export(platform, settings, user)}
 
 
 @router.get("/me/exports/{export_id}")
@@ -151,7 +149,7 @@ def download_export(
     platform: PlatformDep,
     settings: SettingsDep,
 ) -> Response:
-    data = rights.access_export_download(
+    path = rights.access_export_download(
         platform,
         settings,
         region=region,
@@ -160,10 +158,11 @@ def download_export(
         expires=expires,
         sig=sig,
     )
-    return Response(
-        data,
+    return FileResponse(
+        path,
         media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="reelm-data-{export_id}.zip"'},
+        filename=f"reelm-data-{export_id}.zip",
+        background=BackgroundTask(path.unlink, missing_ok=True),
     )
 
 

@@ -275,6 +275,7 @@ def settings_page(
         account=accounts.get_account(platform, user),
         sessions=accounts.list_sessions(platform, user),
         info=rights.transparency(platform, user.region),
+        export=rights.latest_export(platform, user),
     )
 
 

@@ -51,23 +51,28 @@ $("#logout")?.addEventListener("click", async () => {
   }
 });
 
-// download my data
+// download my data: built by the region's workers; this page follows the job until it is ready
+// or failed (then says why and offers to try again), and picks it up again when reopened.
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const exportCard = $("#export");
 
-$("#export-start")?.addEventListener("click", async (event) => {
-  const button = event.target;
+async function followExport(id) {
+  const button = $("#export-start");
   const status = $(".export-status");
+  const error = $(".export-error");
   const bar = $("#export-bar");
+  const step = $(".export-step");
   button.disabled = true;
   $(".export-ready").hidden = true;
   $(".export-progress").hidden = false;
+  error.hidden = true;
   status.textContent = "";
   try {
-    const { id } = await api("POST", "/api/v1/me/exports");
     for (;;) {
       const job = await api("GET", `/api/v1/me/exports/${encodeURIComponent(id)}`);
       bar.value = job.progress ?? 0;
+      step.textContent = job.state === "queued" ? "Waiting for your region's worker…" : `Preparing your file (${job.progress ?? 0}%)`;
       if (job.state === "ready") {
         const link = $("#export-link");
         link.href = job.download_url;
@@ -75,18 +80,35 @@ $("#export-start")?.addEventListener("click", async (event) => {
         $(".export-progress").hidden = true;
         $(".export-ready").hidden = false;
         status.textContent = "Your data file is ready.";
+        button.textContent = "Request a new data file";
         break;
       }
-      if (job.state === "failed") throw new Error("Building your file failed. Try again later.");
+      if (job.state === "failed") throw new Error(`Your data file could not be built: ${job.error}`);
       await sleep(700);
     }
   } catch (err) {
     $(".export-progress").hidden = true;
-    status.textContent = err.message;
+    error.textContent = err.message;
+    error.hidden = false;
+    button.textContent = "Try again";
   } finally {
     button.disabled = false;
   }
+}
+
+$("#export-start")?.addEventListener("click", async () => {
+  try {
+    const { id } = await api("POST", "/api/v1/me/exports");
+    await followExport(id);
+  } catch (err) {
+    $(".export-error").textContent = err.message;
+    $(".export-error").hidden = false;
+  }
 });
+
+if (exportCard?.dataset.exportId && ["queued", "building"].includes(exportCard.dataset.exportState)) {
+  followExport(exportCard.dataset.exportId);
+}
 
 // deletion with a 30-day grace period
 
