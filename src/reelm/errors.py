@@ -10,6 +10,8 @@ from __future__ import annotations
 class ReelmError(Exception):
     status: int = 400
     code: str = "bad_request"
+    headers: dict[str, str] | None = None
+    """Headers the web edge adds to the error response (a router sets them, never a service)."""
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
         super().__init__(message)
@@ -23,6 +25,25 @@ class ReelmError(Exception):
 class InvalidInput(ReelmError):
     status = 422
     code = "invalid_input"
+
+
+class FieldErrors(InvalidInput):
+    """Several fields of one form are wrong: every one of them, so the user fixes them all at
+    once. `fields` maps each field to its error; one error keeps its own code and status, several
+    are `invalid_fields` (422). The message lists them all."""
+
+    def __init__(self, fields: dict[str, ReelmError]) -> None:
+        errors = list(fields.values())
+        one = errors[0] if len(errors) == 1 else None
+        super().__init__(
+            " ".join(e.message for e in errors),
+            code=one.code if one else "invalid_fields",
+            status=one.status if one else 422,
+        )
+        self.fields = fields
+
+    def has_code(self, code: str) -> bool:
+        return any(e.code == code for e in self.fields.values())
 
 
 class NotFound(ReelmError):

@@ -235,3 +235,41 @@ def test_home_page_shows_where_data_lives(client: TestClient) -> None:
     assert page.status_code == 200
     assert "USDS Joint Venture LLC" in page.text
     assert "everyone else" in page.text
+
+
+def test_sign_up_reports_every_wrong_field_at_once(client: TestClient, platform: Platform) -> None:
+    assert sign_up(client, "ava").status_code == 201
+    r = sign_up(client, "AVA", "DE", password="short", email="nope")
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "invalid_fields"
+    assert {k: v["code"] for k, v in error["fields"].items()} == {
+        "handle": "handle_taken",
+        "password": "weak_password",
+        "email": "invalid_email",
+    }
+    assert "taken" in error["message"]
+    assert "at least 8" in error["message"]
+    assert row_count(platform, "sg", "accounts") == 0
+
+
+def test_an_age_refusal_sticks_to_the_browser_for_a_day(
+    client: TestClient, platform: Platform
+) -> None:
+    young = (date.today() - timedelta(days=365 * 10)).isoformat()
+    r = sign_up(client, "kid", birth_date=young)
+    assert r.status_code == 422
+    assert r.json()["error"]["fields"]["birth_date"]["code"] == "too_young"
+    cookie = r.headers["set-cookie"]
+    assert "reelm_age_refused=1" in cookie
+    assert "Max-Age=86400" in cookie
+    # the same browser (its cookie jar) with a changed year is still refused, and nothing is kept
+    again = sign_up(client, "kid", birth_date="2000-01-01")
+    assert again.status_code == 422
+    assert again.json()["error"]["code"] == "age_refused"
+    assert row_count(platform, "us", "accounts") == 0
+    page = client.get("/signup").text
+    assert 'id="signup-form" data-endpoint="/api/v1/accounts" novalidate hidden' in page
+    # another browser is not
+    other = TestClient(client.app)
+    assert sign_up(other, "teen", birth_date="2000-01-01").status_code == 201

@@ -40,7 +40,15 @@ from reelm.accounts.security import (
 from reelm.config import Settings
 from reelm.db import new_id, utcnow
 from reelm.effects.service import action
-from reelm.errors import Conflict, InvalidInput, NotFound, TryAgainLater, Unauthorized
+from reelm.errors import (
+    Conflict,
+    FieldErrors,
+    InvalidInput,
+    NotFound,
+    ReelmError,
+    TryAgainLater,
+    Unauthorized,
+)
 from reelm.residency.egress import egress
 from reelm.residency.models import ACTIVE, MOVING, PENDING, DirectoryEntry, PublicProfile
 from reelm.residency.store import MOVING_RETRY_AFTER, Platform, RegionStore
@@ -82,6 +90,26 @@ class CurrentUser:
     """A carve-out is moving this user's data: reads work, writes get 503 until it is done."""
 
 
+class TooYoung(InvalidInput):
+    """Under the minimum age. The web edge remembers the refusal in the browser for a day
+    (`AGE_REFUSED_COOKIE`), so changing the year and submitting again does not pass."""
+
+    code = "too_young"
+
+
+AGE_REFUSED_COOKIE = "reelm_age_refused"
+AGE_REFUSED_SECONDS = 24 * 3600
+AGE_REFUSED = (
+    "Sorry, you can't sign up for reelm. You must be at least 13 years old to use reelm."
+)
+
+
+def check_not_age_refused(*, refused_here: bool) -> None:
+    """A browser that was refused for age within a day stays refused, whatever it sends now."""
+    if refused_here:
+        raise TooYoung(AGE_REFUSED, code="age_refused")
+
+
 def check_handle(handle: str) -> str:
     """Validate a handle; returns its case-insensitive key."""
     key = handle.lower()
@@ -103,22 +131,47 @@ def age_on(birth: date, today: date) -> int:
 
 
 def check_sign_up_input(platform: Platform, data: SignUp) -> tuple[str, str]:
-    """Validate everything before anything is written; returns (handle_key, home region)."""
-    key = check_handle(data.handle)
+    """Validate every field before anything is written; returns (handle_key, home region).
+
+    Every wrong field is reported at once (`FieldErrors`), the taken handle included, so a
+    form shows all that needs fixing in one round. The handle is checked against the Directory
+    here for the message only; the insert in `check_sign_up` is what guarantees uniqueness."""
+    errors: dict[str, ReelmError] = {}
+    key = data.handle.lower()
+    try:
+        key = check_handle(data.handle)
+    except ReelmError as e:
+        errors["handle"] = e
+    else:
+        with platform.global_store.session() as g:
+            if g.scalar(select(DirectoryEntry.user_id).where(DirectoryEntry.handle_key == key)):
+                errors["handle"] = Conflict(
+                    f"The handle {data.handle!r} is taken.", code="handle_taken"
+                )
     today = utcnow().date()
     if data.birth_date > today:
-        raise InvalidInput("The birth date is in the future.", code="invalid_birth_date")
-    if age_on(data.birth_date, today) < MIN_AGE:
-        raise InvalidInput(
+        errors["birth_date"] = InvalidInput(
+            "The birth date is in the future.", code="invalid_birth_date"
+        )
+    elif age_on(data.birth_date, today) < MIN_AGE:
+        errors["birth_date"] = TooYoung(
             f"You must be at least {MIN_AGE} years old to use reelm.", code="too_young"
         )
     if not EMAIL.match(data.email):
-        raise InvalidInput("That does not look like an email address.", code="invalid_email")
+        errors["email"] = InvalidInput(
+            "That does not look like an email address.", code="invalid_email"
+        )
     if len(data.password) < MIN_PASSWORD:
-        raise InvalidInput(
+        errors["password"] = InvalidInput(
             f"Choose a password of at least {MIN_PASSWORD} characters.", code="weak_password"
         )
-    region = platform.policy.region_for(data.jurisdiction.upper())
+    region = ""
+    try:
+        region = platform.policy.region_for(data.jurisdiction.upper())
+    except ReelmError as e:
+        errors["jurisdiction"] = e
+    if errors:
+        raise FieldErrors(errors)
     return key, region
 
 
@@ -129,7 +182,10 @@ def check_sign_up(
     *,
     client_address: str = "",
     user_agent: str = "",
+    age_refused: bool = False,
 ) -> SignedIn:
+    """Sign up. `age_refused`: this browser was refused for age within the last day."""
+    check_not_age_refused(refused_here=age_refused)
     key, region = check_sign_up_input(platform, data)
     password_hash = hash_password(settings, data.password)
     user_id = new_id()

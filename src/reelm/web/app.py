@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from reelm import __version__
 from reelm.accounts.security import LoginRateLimiter
 from reelm.config import Settings
-from reelm.errors import RateLimited, ReelmError, TryAgainLater
+from reelm.errors import FieldErrors, InvalidInput, RateLimited, ReelmError, TryAgainLater
 from reelm.residency.service import open_platform
 from reelm.residency.store import Platform
 from reelm.web.routers import accounts, audit, feed, media, pages, social, sounds, staff
@@ -23,8 +24,13 @@ from reelm.web.templating import make_templates
 HERE = Path(__file__).parent
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code, "message": message}}
+def error_body(
+    code: str, message: str, fields: dict[str, ReelmError] | None = None
+) -> dict[str, dict[str, Any]]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = {k: {"code": e.code, "message": e.message} for k, e in fields.items()}
+    return {"error": body}
 
 
 def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
@@ -41,18 +47,26 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     @app.exception_handler(ReelmError)
     async def reelm_error(_request: Request, exc: ReelmError) -> JSONResponse:
         retry = exc.retry_after if isinstance(exc, RateLimited | TryAgainLater) else None
-        headers = {"Retry-After": str(retry)} if retry is not None else None
+        headers = dict(exc.headers or {})
+        if retry is not None:
+            headers["Retry-After"] = str(retry)
+        fields = exc.fields if isinstance(exc, FieldErrors) else None
         return JSONResponse(
-            error_body(exc.code, exc.message), status_code=exc.status, headers=headers
+            error_body(exc.code, exc.message, fields), status_code=exc.status, headers=headers
         )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []
+        fields: dict[str, ReelmError] = {}
         for err in exc.errors():
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-        return JSONResponse(error_body("invalid_input", "; ".join(parts)), status_code=422)
+            if loc:
+                fields.setdefault(loc, InvalidInput(f"{loc}: {err.get('msg')}"))
+        return JSONResponse(
+            error_body("invalid_input", "; ".join(parts), fields), status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -18,6 +18,7 @@ from reelm.accounts.schemas import (
     SignedIn,
     SignUp,
 )
+from reelm.errors import FieldErrors
 from reelm.residency.jurisdictions import all_jurisdictions
 from reelm.web.deps import (
     SESSION_COOKIE,
@@ -58,15 +59,37 @@ def sign_up(
     settings: SettingsDep,
     address: ClientAddress,
 ) -> SignedIn:
-    signed = service.check_sign_up(
-        platform,
-        settings,
-        body,
-        client_address=address,
-        user_agent=request.headers.get("user-agent", ""),
-    )
+    """Sign up; every wrong field is reported at once. A refusal for age is remembered in this
+    browser for a day (a cookie), so changing the birth date and trying again does not pass."""
+    try:
+        signed = service.check_sign_up(
+            platform,
+            settings,
+            body,
+            client_address=address,
+            user_agent=request.headers.get("user-agent", ""),
+            age_refused=request.cookies.get(service.AGE_REFUSED_COOKIE) == "1",
+        )
+    except FieldErrors as e:
+        if e.has_code("too_young"):
+            e.headers = {"Set-Cookie": _age_refused_cookie(settings)}
+        raise
     _set_cookie(response, signed.token, settings)
     return signed
+
+
+def _age_refused_cookie(settings: SettingsDep) -> str:
+    probe = Response()
+    probe.set_cookie(
+        service.AGE_REFUSED_COOKIE,
+        "1",
+        max_age=service.AGE_REFUSED_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
+    )
+    return probe.headers["set-cookie"]
 
 
 @router.post("/sessions", status_code=status.HTTP_201_CREATED)

@@ -305,6 +305,8 @@ def signup(request: Request, platform: PlatformDep, user: OptionalUserDep) -> HT
         jurisdictions=sorted(all_jurisdictions().items(), key=lambda kv: kv[1]),
         homes=_where_each_jurisdiction_lives(platform),
         min_password=accounts.MIN_PASSWORD,
+        age_refused=request.cookies.get(accounts.AGE_REFUSED_COOKIE) == "1",
+        age_refusal=accounts.AGE_REFUSED,
     )
 
 

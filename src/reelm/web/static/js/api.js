@@ -4,10 +4,11 @@
 const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, fields = {}) {
     super(message);
     this.status = status;
     this.code = code;
+    this.fields = fields; // field name → { code, message }, when a form had several wrong fields
   }
 }
 
@@ -54,7 +55,7 @@ export async function api(method, url, body, { keepalive = false, idempotencyKey
     const data = await res.json().catch(() => null);
     if (!res.ok) {
       const err = data?.error ?? {};
-      throw new ApiError(res.status, err.code ?? "http_error", err.message ?? `Request failed (${res.status}).`);
+      throw new ApiError(res.status, err.code ?? "http_error", err.message ?? `Request failed (${res.status}).`, err.fields ?? {});
     }
     return data;
   }

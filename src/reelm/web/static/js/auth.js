@@ -1,5 +1,7 @@
 // Sign-up and login: the forms post JSON to /api/v1 and go on to the page the visitor came from.
-// Sign-up shows, as the country is chosen, which region and operator will hold the account.
+// Sign-up shows, as the country is chosen, which region and operator will hold the account, and
+// every wrong field at once (each under its field, all listed at the top). Refused for age, the
+// form is cleared and closed; the server remembers the refusal in this browser for a day.
 import { api } from "./api.js";
 
 function nextUrl() {
@@ -7,22 +9,69 @@ function nextUrl() {
   return next.startsWith("/") && !next.startsWith("//") ? next : "/";
 }
 
-function showError(form, message) {
+function clearErrors(form) {
+  form.querySelector(".form-error").hidden = true;
+  for (const el of form.querySelectorAll(".field-error")) el.remove();
+  for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+}
+
+/** Show `errors` (field name → message; "" for the form as a whole): each under its field and
+ * all of them, in form order, in the box at the top. */
+function showErrors(form, errors) {
   const box = form.querySelector(".form-error");
-  box.textContent = message;
+  box.replaceChildren();
+  const messages = [];
+  for (const [name, message] of Object.entries(errors)) {
+    const input = name ? form.elements.namedItem(name) : null;
+    if (input instanceof Element) {
+      input.setAttribute("aria-invalid", "true");
+      const note = document.createElement("p");
+      note.className = "field-error";
+      note.id = `${name}-error`;
+      note.textContent = message;
+      input.closest("label").after(note);
+      input.setAttribute("aria-errormessage", note.id);
+    }
+    messages.push(message);
+  }
+  if (messages.length === 1) {
+    box.textContent = messages[0];
+  } else {
+    const list = document.createElement("ul");
+    for (const message of messages) {
+      const item = document.createElement("li");
+      item.textContent = message;
+      list.append(item);
+    }
+    box.append(list);
+  }
   box.hidden = false;
   box.scrollIntoView({ block: "nearest" });
+}
+
+function refuseForAge(form, message) {
+  // the age refusal sticks: the birth date is cleared and the form closed (and the server keeps
+  // refusing this browser for a day)
+  form.elements.namedItem("birth_date").value = "";
+  form.hidden = true;
+  const refusal = document.querySelector(".age-refusal");
+  refusal.querySelector(".age-refusal-text").textContent = message;
+  refusal.hidden = false;
 }
 
 function wireForm(form, toBody) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    form.querySelector(".form-error").hidden = true;
-    const missing = [...form.querySelectorAll("[required]")].find((el) => !el.value.trim());
-    if (missing) {
-      const label = missing.closest("label")?.querySelector("span")?.textContent ?? "This field";
-      showError(form, `${label.trim()} is required.`);
-      missing.focus();
+    clearErrors(form);
+    const missing = {};
+    for (const el of form.querySelectorAll("[required]")) {
+      if (el.value.trim()) continue;
+      const label = el.closest("label")?.querySelector("span")?.textContent ?? "This field";
+      missing[el.name] = `${label.trim()} is required.`;
+    }
+    if (Object.keys(missing).length) {
+      showErrors(form, missing);
+      form.elements.namedItem(Object.keys(missing)[0]).focus();
       return;
     }
     const button = form.querySelector("button[type=submit]");
@@ -31,8 +80,14 @@ function wireForm(form, toBody) {
       await api("POST", form.dataset.endpoint, toBody(new FormData(form)));
       location.assign(nextUrl());
     } catch (err) {
-      showError(form, err.message);
       button.disabled = false;
+      const fields = Object.fromEntries(Object.entries(err.fields ?? {}).map(([k, v]) => [k, v.message]));
+      const young = err.code === "age_refused" || err.fields?.birth_date?.code === "too_young";
+      if (young && form.id === "signup-form") {
+        refuseForAge(form, err.fields?.birth_date?.message ?? err.message);
+        return;
+      }
+      showErrors(form, Object.keys(fields).length ? fields : { "": err.message });
     }
   });
 }
