@@ -396,34 +396,49 @@ function soundtrack() {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Follow the processing job on the region's worker: its progress, then the new video itself (as
+ * TikTok does). A poll that fails (a dropped connection, a restarting server) is retried with a
+ * growing pause and said so on this step; only a failed job ends here. */
 async function follow(video) {
   const bar = $("#job-bar");
   const label = $(".job-state");
+  const trouble = $(".job-error");
+  let pause = 800;
   for (;;) {
     bar.value = video.progress ?? 0;
     if (video.state === "ready") {
       bar.value = 100;
       $("#done-title").textContent = "Your video is posted!";
-      label.textContent = video.visibility === "public" ? "It is live in the feed now." : "It is ready.";
-      const link = $("#view-video");
-      link.href = video.visibility === "public" ? `/v/${video.id}` : `/@${document.body.dataset.user}`;
+      const href = video.visibility === "public" ? `/v/${video.id}` : `/@${document.body.dataset.user}`;
+      label.textContent = "Opening your video…";
+      $("#view-video").href = href;
       $(".job-actions").hidden = false;
-      link.focus();
+      location.assign(href);
       return;
     }
     if (video.state === "failed") {
       $("#done-title").textContent = "We could not process your video";
-      const box = $(".job-error");
-      box.textContent = video.failure ?? "Processing failed.";
-      box.hidden = false;
+      trouble.textContent = video.failure ?? "Processing failed.";
+      trouble.hidden = false;
       label.textContent = "";
       $(".job-actions").hidden = false;
       $("#view-video").hidden = true;
       return;
     }
-    label.textContent = video.state === "queued" ? "Waiting for a worker…" : `Processing… ${video.progress}%`;
-    await sleep(800);
-    video = await api("GET", `/api/v1/me/videos/${encodeURIComponent(video.id)}`);
+    label.textContent = video.state === "queued"
+      ? "Waiting for a worker in your region…"
+      : `Processing… ${video.progress ?? 0}%`;
+    await sleep(pause);
+    try {
+      video = await api("GET", `/api/v1/me/videos/${encodeURIComponent(video.id)}`);
+      trouble.hidden = true;
+      pause = 800;
+    } catch (err) {
+      if (err.status === 404 || err.status === 401) throw err;
+      trouble.textContent = `${err.message} Still checking…`;
+      trouble.hidden = false;
+      pause = Math.min(pause * 2, 8000);
+    }
   }
 }
 
@@ -458,7 +473,14 @@ $("#editor").addEventListener("submit", async (event) => {
     });
     $("#editor").hidden = true;
     $("#done-step").hidden = false;
-    await follow(video);
+    try {
+      await follow(video);
+    } catch (err) {
+      // the video was posted; only following it failed: say so where the user is looking
+      $(".job-error").textContent = err.message;
+      $(".job-error").hidden = false;
+      $(".job-actions").hidden = false;
+    }
   } catch (err) {
     box.textContent = err.message;
     box.hidden = false;
