@@ -77,8 +77,9 @@ function wireForm(form, toBody) {
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     try {
-      await api("POST", form.dataset.endpoint, toBody(new FormData(form)));
-      location.assign(nextUrl());
+      const signed = await api("POST", form.dataset.endpoint, toBody(new FormData(form)));
+      // an account whose deletion is scheduled opens on its settings: keep it, or let it go
+      location.assign(signed?.account?.deletion_due_at ? "/settings#s-delete" : nextUrl());
     } catch (err) {
       button.disabled = false;
       const fields = Object.fromEntries(Object.entries(err.fields ?? {}).map(([k, v]) => [k, v.message]));

@@ -119,7 +119,8 @@ $("#delete-yes")?.addEventListener("click", async () => {
   dialog.close();
   try {
     const r = await api("POST", "/api/v1/me/deletion");
-    $(".deletion-date").textContent = new Date(r.deletion_due_at).toLocaleDateString(undefined, { day: "numeric", month: "long", year: "numeric" });
+    // the same words as the page renders on the server ("2 January 2027")
+    $(".deletion-date").textContent = new Date(r.deletion_due_at).toLocaleDateString("en-GB", { day: "numeric", month: "long", year: "numeric", timeZone: "UTC" });
     $(".deletion-none").hidden = true;
     $(".deletion-pending").hidden = false;
     $(".delete-status").textContent = "Deletion scheduled.";
