@@ -18,7 +18,7 @@ from helpers import make_user, make_video
 from reelm.accounts.service import CurrentUser
 from reelm.config import Settings
 from reelm.effects import service as effects
-from reelm.errors import TryAgainLater
+from reelm.errors import Forbidden, InvalidInput, TryAgainLater, VideoNotFound
 from reelm.media.models import PublishedVideo
 from reelm.residency.models import ACTIVE, MOVING, DirectoryEntry
 from reelm.residency.scan import do_scan
@@ -44,8 +44,13 @@ class Killed(BaseException):
 
 
 action = st.one_of(
-    st.tuples(st.sampled_from(["like", "unlike", "comment", "uncomment", "follow", "unfollow"]),
-              st.integers(0, 3), st.integers(0, 3)),
+    st.tuples(
+        st.sampled_from(
+            ["like", "unlike", "comment", "uncomment", "follow", "unfollow", "block", "unblock"]
+        ),
+        st.integers(0, 3),
+        st.integers(0, 3),
+    ),
     st.tuples(st.sampled_from(["move", "arrive"]), st.integers(0, 3), st.just(0)),
     st.tuples(st.just("kill"), st.sampled_from(range(len(POINTS))), st.integers(1, 3)),
 )
@@ -70,7 +75,7 @@ def killable(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
 
 
 @settings(
-    max_examples=30,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -95,6 +100,7 @@ def test_counts_equal_rows_and_notifications_exist_once_after_moves_and_crashes(
     follows: set[tuple[int, int]] = set()
     expected_notes: Counter[tuple[str, str]] = Counter()
     moving: set[int] = set()
+    blocks: set[tuple[int, int]] = set()
 
     with killable(monkeypatch) as armed:
         for kind, a, b in actions:
@@ -114,8 +120,16 @@ def test_counts_equal_rows_and_notifications_exist_once_after_moves_and_crashes(
                     )
                 continue
             me, them = users[a], users[b]
+            blocked = a != b and ((a, b) in blocks or (b, a) in blocks)
             try:
                 committed = _act(platform, kind, me, them, videos[b], a, b)
+            except (VideoNotFound, Forbidden):
+                assert blocked, "refused although nobody blocked anybody"
+                continue
+            except InvalidInput:
+                assert kind in ("block", "unblock"), "only blocking oneself is invalid"
+                assert a == b
+                continue
             except TryAgainLater:
                 # the actor (or, for an answer in their region, the author) is moving:
                 # an error, and nothing changed
@@ -125,7 +139,14 @@ def test_counts_equal_rows_and_notifications_exist_once_after_moves_and_crashes(
                 committed = True  # the process died after the commit: the action stands
             if not committed:
                 continue
-            if kind == "like" and (a, b) not in likes:
+            assert not blocked or kind in ("unlike", "unfollow", "uncomment", "block", "unblock")
+            if kind == "block":
+                if (a, b) not in blocks:
+                    follows -= {(a, b), (b, a)}
+                blocks.add((a, b))
+            elif kind == "unblock":
+                blocks.discard((a, b))
+            elif kind == "like" and (a, b) not in likes:
                 likes.add((a, b))
                 if a != b:
                     expected_notes[(them.user_id, "like")] += 1
@@ -139,10 +160,11 @@ def test_counts_equal_rows_and_notifications_exist_once_after_moves_and_crashes(
             elif kind == "comment" and a != b:
                 expected_notes[(them.user_id, "comment")] += 1
 
-    # the moves end; the region workers run (twice: the second pass must change nothing)
+    # the moves end; the region workers run (a block's effects in the blocked user's region
+    # emit their own; the last pass must find nothing left)
     with platform.global_store.transaction() as g:
         g.execute(update(DirectoryEntry).values(state=ACTIVE, moving_to=None))
-    for _ in range(2):
+    for _ in range(3):
         for region in platform.regions:
             effects.dispatch_all(platform, region, due_only=False)
 
@@ -206,6 +228,8 @@ def _act(
         social.do_follow(platform, me, them.handle)
     elif kind == "unfollow":
         social.do_unfollow(platform, me, them.handle)
+    elif kind in ("block", "unblock"):
+        social.do_block(platform, me, them.handle, blocked=kind == "block")
     elif kind == "comment":
         social.do_comment(platform, me, video, CommentCreate(text=f"from {me.handle}"))
     elif kind == "uncomment":

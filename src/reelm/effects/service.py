@@ -33,8 +33,9 @@ import reelm.all_schemas  # noqa: F401  (every PUBLIC schema registered, by name
 from reelm.carveout.crash import crash_point
 from reelm.db import utcnow
 from reelm.effects.models import AppliedEffect, Effect, EffectState, ReceivedEffect
+from reelm.effects.outbox import Outbox
 from reelm.errors import EgressRefused, ResidencyViolation, TryAgainLater
-from reelm.residency.egress import PublicRecord, check_public, destination, egress, schema_named
+from reelm.residency.egress import PublicRecord, destination, egress, schema_named
 from reelm.residency.models import ACTIVE, DELETED
 from reelm.residency.store import Platform, RegionStore
 
@@ -50,31 +51,6 @@ KEY_RETENTION = timedelta(days=7)
 
 CATALOG = "catalog"
 """The destination name of effects written into the global catalog."""
-
-
-class Outbox:
-    """The effects of one action, added to the action's region transaction."""
-
-    def __init__(self, session: Session, owner_id: str) -> None:
-        self.session = session
-        self.owner_id = owner_id
-        self.ids: list[str] = []
-
-    def emit(self, record: PublicRecord) -> None:
-        """Queue `record` for where it lands. It is checked as Egress checks it, now: a record
-        that may not leave the region fails the action, before anything commits."""
-        checked = check_public(record)
-        lane = destination(checked).lane
-        effect = Effect(
-            owner_id=self.owner_id,
-            kind=type(checked).__name__,
-            payload=checked.model_dump_json(),
-            lane=lane(checked) if lane else None,
-            ordinal=len(self.ids),
-        )
-        self.session.add(effect)
-        self.session.flush()
-        self.ids.append(effect.id)
 
 
 @contextmanager
@@ -269,6 +245,8 @@ def _apply(platform: Platform, target: str, group: list[_Item]) -> None:
                     if item.id not in done:
                         g.add(AppliedEffect(id=item.id))
                         egress(g, item.record)
+                g.flush()
+                crash_point("effects.target_writing")
         else:
             with platform.region(target).transaction() as r:
                 done = set(
@@ -281,6 +259,8 @@ def _apply(platform: Platform, target: str, group: list[_Item]) -> None:
                         owner = str(getattr(item.record, recipient_field or ""))
                         r.add(ReceivedEffect(id=item.id, owner_id=owner))
                         egress(r, item.record)
+                r.flush()
+                crash_point("effects.target_writing")
     except (TryAgainLater, OperationalError) as e:
         raise _Wait(f"{type(e).__name__}: {e}") from e
     except ResidencyViolation as e:

@@ -13,7 +13,8 @@ import logging
 
 from sqlalchemy import select
 
-from reelm.effects.service import Outbox, action
+from reelm.effects.outbox import Outbox
+from reelm.effects.service import action
 from reelm.media.models import Video, VideoState
 from reelm.media.schemas import PublicVideoRecord, VideoWithdrawal
 from reelm.media.transcode import MP4_NAME, POSTER_NAME

@@ -7,12 +7,13 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from reelm.effects.outbox import Outbox
 from reelm.media.models import PublishedVideo
 from reelm.residency.egress import PublicRecord, public_schema
-from reelm.social.models import Notification, PublicComment, PublicCounts
+from reelm.social.models import Follow, FollowStatus, Notification, PublicComment, PublicCounts
 from reelm.text import UserText
 
 MAX_COMMENT = 500
@@ -197,3 +198,33 @@ class NotificationRecord(PublicRecord):
     video_id: str | None = None
     comment_id: str | None = None
     snippet: str = ""
+
+
+def _sever_follow(region: Session, record: FollowSevered) -> None:
+    """End the recipient's follow of `followee_id`, in the recipient's region. The counters it
+    held move as the recipient's own effects, emitted in this same transaction."""
+    row = region.scalar(
+        select(Follow).where(
+            Follow.owner_id == record.recipient_id, Follow.followee_id == record.followee_id
+        )
+    )
+    if row is None:
+        return
+    if row.state == FollowStatus.ACTIVE:
+        outbox = Outbox(region, record.recipient_id)
+        for user_id, kind in (
+            (record.followee_id, CounterKind.FOLLOWERS),
+            (record.recipient_id, CounterKind.FOLLOWING),
+        ):
+            outbox.emit(CountChange(target="user", id=user_id, field=kind, delta=-1))
+    region.delete(row)
+    region.flush()
+
+
+@public_schema(_sever_follow, recipient="recipient_id")
+class FollowSevered(PublicRecord):
+    """`followee_id` blocked the recipient: the recipient's follow of them (their record, in
+    their region) ends. Two ids, nothing else."""
+
+    recipient_id: str
+    followee_id: str

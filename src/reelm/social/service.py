@@ -13,12 +13,14 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from reelm.accounts.models import Account
 from reelm.accounts.service import CurrentUser
 from reelm.db import utcnow
 from reelm.effects.idempotency import Idempotency, remember, replay
-from reelm.effects.service import Outbox, action
+from reelm.effects.outbox import Outbox
+from reelm.effects.service import action
 from reelm.errors import (
     CommentNotFound,
     Forbidden,
@@ -30,7 +32,7 @@ from reelm.errors import (
 from reelm.media.models import PublishedVideo, Video
 from reelm.media.publish import creator_handle, emit_publication
 from reelm.residency.egress import egress
-from reelm.residency.models import ACTIVE, DirectoryEntry
+from reelm.residency.models import ACTIVE, MOVING, DirectoryEntry
 from reelm.residency.store import Platform
 from reelm.social.models import (
     Block,
@@ -52,6 +54,7 @@ from reelm.social.schemas import (
     CommentRemoval,
     CountChange,
     CounterKind,
+    FollowSevered,
     FollowState,
     NotificationRead,
     NotificationRecord,
@@ -70,11 +73,16 @@ class Person:
     region: str
 
 
+LIVE = (ACTIVE, MOVING)
+"""Users others can act on: a user whose data a carve-out is moving is still there (what is
+sent to them waits in the sender's outbox until the move is over)."""
+
+
 def person_by_handle(platform: Platform, handle: str) -> Person:
     with platform.global_store.session() as g:
         e = g.scalar(
             select(DirectoryEntry).where(
-                DirectoryEntry.handle_key == handle.lower(), DirectoryEntry.state == ACTIVE
+                DirectoryEntry.handle_key == handle.lower(), DirectoryEntry.state.in_(LIVE)
             )
         )
     if e is None:
@@ -85,7 +93,7 @@ def person_by_handle(platform: Platform, handle: str) -> Person:
 def person_by_id(platform: Platform, user_id: str) -> Person:
     with platform.global_store.session() as g:
         e = g.get(DirectoryEntry, user_id)
-    if e is None or e.state != ACTIVE:
+    if e is None or e.state not in LIVE:
         raise UserNotFound()
     return Person(e.user_id, e.handle, e.home_region)
 
@@ -226,16 +234,21 @@ def do_unfollow(platform: Platform, user: CurrentUser, handle: str) -> FollowSta
 
 def _remove_follow(platform: Platform, follower: Person, followee: Person) -> None:
     with action(platform, follower.region, follower.user_id) as (s, outbox):
-        row = s.scalar(
-            select(Follow).where(
-                Follow.owner_id == follower.user_id, Follow.followee_id == followee.user_id
-            )
+        _remove_my_follow(s, outbox, follower, followee)
+
+
+def _remove_my_follow(s: Session, outbox: Outbox, follower: Person, followee: Person) -> None:
+    row = s.scalar(
+        select(Follow).where(
+            Follow.owner_id == follower.user_id, Follow.followee_id == followee.user_id
         )
-        if row is None:
-            return
-        if row.state == FollowStatus.ACTIVE:
-            _count_follow(outbox, follower, followee, -1)
-        s.delete(row)
+    )
+    if row is None:
+        return
+    if row.state == FollowStatus.ACTIVE:
+        _count_follow(outbox, follower, followee, -1)
+    s.delete(row)
+    s.flush()
 
 
 def do_answer_follow_request(
@@ -436,13 +449,16 @@ def do_block(platform: Platform, user: CurrentUser, handle: str, *, blocked: boo
     if me.user_id == them.user_id:
         raise InvalidInput("You cannot block yourself.", code="self_block")
     if blocked:
+        # one commit in my region: the block, my follow of them gone, and theirs of me ended
+        # by an effect in their region (their record)
         try:
-            with platform.region(me.region).transaction() as s:
+            with action(platform, me.region, me.user_id) as (s, outbox):
                 s.add(Block(owner_id=me.user_id, target_id=them.user_id))
+                s.flush()
+                _remove_my_follow(s, outbox, me, them)
+                outbox.emit(FollowSevered(recipient_id=them.user_id, followee_id=me.user_id))
         except IntegrityError:
             return
-        _remove_follow(platform, me, them)
-        _remove_follow(platform, them, me)
     else:
         with platform.region(me.region).transaction() as s:
             s.execute(
