@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import func, select
 
 from reelm.accounts.service import CurrentUser
@@ -29,7 +30,7 @@ from reelm.config import Settings
 from reelm.db import utcnow
 from reelm.errors import InvalidInput
 from reelm.feed import ranking, reads
-from reelm.feed.model import ForYouModel, Pools, compute_pools, load_model
+from reelm.feed.model import ForYouModel, ItemModel, Pools, compute_pools, load_model
 from reelm.feed.ranking import Candidate, Queue
 from reelm.feed.schemas import FeedItem, FeedPage, Interest, decode_cursor, encode_cursor
 from reelm.media.models import PublishedVideo, VideoTag
@@ -186,7 +187,8 @@ def followed_since(platform: Platform, follows: set[str], after: datetime) -> li
         f"WHERE published_at > ? AND creator_id IN ({qmarks(len(creators))}) "
         f"ORDER BY published_at DESC LIMIT {FOLLOWING_TAKE}"
     )
-    return list(reads.catalog_rows(reads.run(engine, sql, [reads.when(engine.dialect, after), *creators])))
+    params = [reads.when(engine.dialect, after), *creators]
+    return list(reads.catalog_rows(reads.run(engine, sql, params)))
 
 
 def fresh_public_videos(platform: Platform, after: datetime) -> list[VideoRow]:
@@ -387,6 +389,18 @@ def build_session(
     )
 
 
+@dataclass
+class Taste:
+    """What the viewer's own records say they like, for one session (empty when anonymous)."""
+
+    tag_weight: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    tag_reason: dict[str, tuple[float, str, int]] = field(default_factory=dict)
+    sound_weight: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    user_vector: npt.NDArray[np.float64] | None = None
+    seen: set[str] = field(default_factory=set)
+    """Liked, saved or shared videos: not shown again (finished ones are, after 7 days)."""
+
+
 def rank_session(
     catalog: CatalogReader,
     loaded: list[tuple[ForYouModel | None, Pools]],
@@ -398,131 +412,209 @@ def rank_session(
     now: datetime,
 ) -> Queue:
     """The ranked main and exploration queues of one session. `loaded[0]` is the viewer's own
-    region (the only one whose model may score them); `state` None means anonymous."""
+    region (the only one whose model may score them); `state` None means anonymous.
+
+    Phases: offer the exploration pool, the viewer's own sources (follows, co-engagement,
+    hashtags, sounds) and trending; keep the offers the viewer may see; score and sort."""
     b = Build()
-    tag_weight: dict[str, float] = defaultdict(float)
-    tag_reason: dict[str, tuple[float, str, int]] = {}
-    sound_weight: dict[str, float] = defaultdict(float)
-    user_vector = None
-    seen: set[str] = set()
     model = loaded[0][0] if state is not None else None
-
-    trained = min(
-        (m.trained_at for m, _ in loaded if m is not None), default=now - timedelta(days=7)
-    )
-    explore_ids = catalog.fresh(trained)
-    for _, pools in loaded:
-        # a different sample of the region's exploration pool in each session
-        rng = random.Random(seed)
-        explore_ids += rng.sample(pools.explore, min(EXPLORE_TAKE, len(pools.explore)))
-    for vid in explore_ids:
-        b.explore.setdefault(vid, Offer(ranking.EXPLORE, "New creators to discover"))
-
+    _offer_exploration(b, catalog, loaded, seed=seed, now=now)
+    taste = Taste()
     if state is not None:
-        if state.follows:
-            for followed in catalog.followed(state.follows):
-                b.rows[followed.id] = followed
-                b.offer(followed.id, ranking.FOLLOWING, f"You follow @{followed.creator_handle}")
-        # liked, saved or shared videos are not shown again; finished ones only for 7 days
-        seen = {vid for vid, kind, _ in positives if kind != "complete"}
-        pos_ids = list(dict.fromkeys(vid for vid, _, _ in positives))
-        pos_rows = catalog.videos(pos_ids)
-        pos_tags = catalog.tags(pos_ids)
-        confidence: dict[str, float] = defaultdict(lambda: 1.0)
-        for vid, kind, at in positives:
-            w = KIND_WEIGHT[kind] * _decay(now - at, AFFINITY_HALF_LIFE_DAYS)
-            confidence[vid] += KIND_WEIGHT[kind]
-            for tag in pos_tags.get(vid, ()):
-                tag_weight[tag] += w
-                best = tag_reason.get(tag)
-                if best is None or KIND_WEIGHT[kind] > best[0]:
-                    tag_reason[tag] = (
-                        KIND_WEIGHT[kind],
-                        f"Because you {KIND_VERB[kind]} #{tag}",
-                        ranking.HASHTAG,
-                    )
-            pos = pos_rows.get(vid)
-            if pos is not None and pos.sound_id is not None:
-                sound_weight[pos.sound_id] += w
-        for tag in state.interests:
-            tag_weight[tag] += INTEREST_WEIGHT
-            tag_reason.setdefault(tag, (0.0, f"Because you picked #{tag}", ranking.INTEREST))
-        if model is not None and model.items is not None:
-            items = model.items
-            known = [vid for vid in pos_ids if vid in items.index]
-            user_vector = items.user_vector(
-                [items.index[v] for v in known], [confidence[v] for v in known]
-            )
-            for vid in known[:NEIGHBOUR_SEEDS]:
-                pos = pos_rows.get(vid)
-                who = f"@{pos.creator_handle}'s video" if pos is not None else "a video you liked"
-                reason = f"Viewers who liked {who} also liked this"
-                for j in items.neighbours[items.index[vid]][:NEIGHBOURS_EACH]:
-                    b.offer(items.item_ids[int(j)], ranking.NEIGHBOUR, reason)
-        pools = loaded[0][1]
-        for tag in sorted(tag_weight, key=lambda t: -tag_weight[t])[:TOP_TAGS]:
-            _, reason, source = tag_reason[tag]
-            for vid in pools.hashtags.get(tag, ())[:PER_TAG]:
-                b.offer(vid, source, reason)
-        for sound in sorted(sound_weight, key=lambda s: -sound_weight[s])[:TOP_SOUNDS]:
-            for vid in pools.sounds.get(sound, ())[:PER_SOUND]:
-                b.offer(vid, ranking.SOUND, "Uses a sound you like")
-
-    trend: dict[str, float] = {}
-    for _, pools in loaded:
-        top = max(pools.trending.values(), default=1.0) or 1.0
-        for vid, t in list(pools.trending.items())[:TRENDING_TAKE]:
-            trend[vid] = max(trend.get(vid, 0.0), t / top)
-    popular = "Popular in your region" if state is not None else "Popular on reelm"
-    for vid in trend:
-        b.offer(vid, ranking.TRENDING, popular)
-
-    wanted = [v for v in (*b.main, *b.explore) if v not in b.rows and v not in seen]
-    b.rows.update(catalog.videos(wanted))
-    ok = [v for v in b.main if v not in seen and visible(b.rows.get(v), state, viewer_id)]
-    ok_explore = [
-        v for v in b.explore if v not in seen and visible(b.rows.get(v), state, viewer_id)
-    ]
-    tags = catalog.tags(ok) if tag_weight else {}
-    completion: dict[str, float] = {}
-    for _, pools in loaded:
-        completion.update(pools.completion)
-
-    def candidates(ids: list[str], offers: dict[str, Offer]) -> list[Candidate]:
-        out = []
-        for vid in ids:
-            row = b.rows[vid]
-            o = offers[vid]
-            c = Candidate(vid, row.creator_id, row.sound_id, o.source, o.reason)
-            c.followers_only = row.visibility != "public"
-            out.append(c)
-        return out
-
-    main = candidates(ok, b.main)
-    explore = candidates(ok_explore, b.explore)
-    _features(main + explore, b.rows, completion, now)
-    top_tag = max(tag_weight.values(), default=1.0) or 1.0
-    top_sound = max(sound_weight.values(), default=1.0) or 1.0
-    model_scores: dict[str, float] = {}
-    if user_vector is not None and model is not None and model.items is not None:
-        items = model.items
-        in_model = [c.video_id for c in main if c.video_id in items.index]
-        if in_model:
-            s = items.scores(user_vector, [items.index[v] for v in in_model])
-            model_scores = dict(zip(in_model, np.clip(s, 0.0, 1.0).tolist(), strict=True))
-    follows = state.follows if state is not None else set()
-    for c in main:
-        c.model = model_scores.get(c.video_id, 0.0)
-        c.hashtag = max((tag_weight.get(t, 0.0) for t in tags.get(c.video_id, ())), default=0.0)
-        c.hashtag /= top_tag
-        c.sound = sound_weight.get(c.sound_id, 0.0) / top_sound if c.sound_id else 0.0
-        c.follow = 1.0 if c.creator_id in follows else 0.0
-        c.trend = trend.get(c.video_id, 0.0)
+        taste = _offer_personal(b, catalog, loaded[0][1], model, positives, state, now=now)
+    trend = _offer_trending(b, loaded, anonymous=state is None)
+    main, explore = _visible_candidates(b, catalog, taste.seen, state, viewer_id)
+    _features(main + explore, b.rows, _completion(loaded), now)
+    tags = catalog.tags([c.video_id for c in main]) if taste.tag_weight else {}
+    _personal_scores(main, taste, tags, trend, model, state)
     ranking.score(main, seed)
     ranking.explore_score(explore, seed)
     main.sort(key=lambda c: -c.score)
     explore.sort(key=lambda c: -c.score)
     return Queue(main[:MAIN_SIZE], explore[:EXPLORE_SIZE])
+
+
+def _offer_exploration(
+    b: Build,
+    catalog: CatalogReader,
+    loaded: list[tuple[ForYouModel | None, Pools]],
+    *,
+    seed: int,
+    now: datetime,
+) -> None:
+    """Videos published since the last training, and a sample of each region's exploration
+    pool (a different sample in each session)."""
+    trained = min(
+        (m.trained_at for m, _ in loaded if m is not None), default=now - timedelta(days=7)
+    )
+    explore_ids = catalog.fresh(trained)
+    for _, pools in loaded:
+        rng = random.Random(seed)
+        explore_ids += rng.sample(pools.explore, min(EXPLORE_TAKE, len(pools.explore)))
+    for vid in explore_ids:
+        b.explore.setdefault(vid, Offer(ranking.EXPLORE, "New creators to discover"))
+
+
+def _offer_personal(
+    b: Build,
+    catalog: CatalogReader,
+    pools: Pools,
+    model: ForYouModel | None,
+    positives: list[tuple[str, str, datetime]],
+    state: ViewerState,
+    *,
+    now: datetime,
+) -> Taste:
+    """The viewer's own sources, read from their follows and positives: followed creators,
+    videos engaged with alongside theirs (the region's model), their hashtags and sounds."""
+    if state.follows:
+        for followed in catalog.followed(state.follows):
+            b.rows[followed.id] = followed
+            b.offer(followed.id, ranking.FOLLOWING, f"You follow @{followed.creator_handle}")
+    taste = Taste(seen={vid for vid, kind, _ in positives if kind != "complete"})
+    pos_ids = list(dict.fromkeys(vid for vid, _, _ in positives))
+    pos_rows = catalog.videos(pos_ids)
+    confidence = _weigh_positives(taste, positives, pos_rows, catalog.tags(pos_ids), now=now)
+    for tag in state.interests:
+        taste.tag_weight[tag] += INTEREST_WEIGHT
+        taste.tag_reason.setdefault(tag, (0.0, f"Because you picked #{tag}", ranking.INTEREST))
+    if model is not None and model.items is not None:
+        taste.user_vector = _offer_neighbours(b, model.items, pos_ids, pos_rows, confidence)
+    for tag in sorted(taste.tag_weight, key=lambda t: -taste.tag_weight[t])[:TOP_TAGS]:
+        _, reason, source = taste.tag_reason[tag]
+        for vid in pools.hashtags.get(tag, ())[:PER_TAG]:
+            b.offer(vid, source, reason)
+    for sound in sorted(taste.sound_weight, key=lambda s: -taste.sound_weight[s])[:TOP_SOUNDS]:
+        for vid in pools.sounds.get(sound, ())[:PER_SOUND]:
+            b.offer(vid, ranking.SOUND, "Uses a sound you like")
+    return taste
+
+
+def _weigh_positives(
+    taste: Taste,
+    positives: list[tuple[str, str, datetime]],
+    pos_rows: dict[str, VideoRow],
+    pos_tags: dict[str, list[str]],
+    *,
+    now: datetime,
+) -> defaultdict[str, float]:
+    """Hashtag and sound weights from the viewer's positives (decayed with age), each tag's
+    reason from its strongest kind; returns each video's confidence for the model."""
+    confidence: defaultdict[str, float] = defaultdict(lambda: 1.0)
+    for vid, kind, at in positives:
+        w = KIND_WEIGHT[kind] * _decay(now - at, AFFINITY_HALF_LIFE_DAYS)
+        confidence[vid] += KIND_WEIGHT[kind]
+        for tag in pos_tags.get(vid, ()):
+            taste.tag_weight[tag] += w
+            best = taste.tag_reason.get(tag)
+            if best is None or KIND_WEIGHT[kind] > best[0]:
+                taste.tag_reason[tag] = (
+                    KIND_WEIGHT[kind],
+                    f"Because you {KIND_VERB[kind]} #{tag}",
+                    ranking.HASHTAG,
+                )
+        pos = pos_rows.get(vid)
+        if pos is not None and pos.sound_id is not None:
+            taste.sound_weight[pos.sound_id] += w
+    return confidence
+
+
+def _offer_neighbours(
+    b: Build,
+    items: ItemModel,
+    pos_ids: list[str],
+    pos_rows: dict[str, VideoRow],
+    confidence: Mapping[str, float],
+) -> npt.NDArray[np.float64] | None:
+    """Fold the viewer into the model; offer the neighbours of their first positives. Returns
+    the viewer's vector (None when the model knows none of their videos)."""
+    known = [vid for vid in pos_ids if vid in items.index]
+    user_vector = items.user_vector([items.index[v] for v in known], [confidence[v] for v in known])
+    for vid in known[:NEIGHBOUR_SEEDS]:
+        pos = pos_rows.get(vid)
+        who = f"@{pos.creator_handle}'s video" if pos is not None else "a video you liked"
+        reason = f"Viewers who liked {who} also liked this"
+        for j in items.neighbours[items.index[vid]][:NEIGHBOURS_EACH]:
+            b.offer(items.item_ids[int(j)], ranking.NEIGHBOUR, reason)
+    return user_vector
+
+
+def _offer_trending(
+    b: Build, loaded: list[tuple[ForYouModel | None, Pools]], *, anonymous: bool
+) -> dict[str, float]:
+    """Each region's trending videos; returns each one's trend relative to its region's top."""
+    trend: dict[str, float] = {}
+    for _, pools in loaded:
+        top = max(pools.trending.values(), default=1.0) or 1.0
+        for vid, t in list(pools.trending.items())[:TRENDING_TAKE]:
+            trend[vid] = max(trend.get(vid, 0.0), t / top)
+    popular = "Popular on reelm" if anonymous else "Popular in your region"
+    for vid in trend:
+        b.offer(vid, ranking.TRENDING, popular)
+    return trend
+
+
+def _visible_candidates(
+    b: Build,
+    catalog: CatalogReader,
+    seen: set[str],
+    state: ViewerState | None,
+    viewer_id: str | None,
+) -> tuple[list[Candidate], list[Candidate]]:
+    """The main and exploration offers the viewer may see and has not engaged with, as
+    candidates (their catalogue rows read now)."""
+    wanted = [v for v in (*b.main, *b.explore) if v not in b.rows and v not in seen]
+    b.rows.update(catalog.videos(wanted))
+
+    def candidates(offers: dict[str, Offer]) -> list[Candidate]:
+        out = []
+        for vid, o in offers.items():
+            row = b.rows.get(vid)
+            if row is None or vid in seen or not visible(row, state, viewer_id):
+                continue
+            c = Candidate(vid, row.creator_id, row.sound_id, o.source, o.reason)
+            c.followers_only = row.visibility != "public"
+            out.append(c)
+        return out
+
+    return candidates(b.main), candidates(b.explore)
+
+
+def _completion(loaded: list[tuple[ForYouModel | None, Pools]]) -> dict[str, float]:
+    completion: dict[str, float] = {}
+    for _, pools in loaded:
+        completion.update(pools.completion)
+    return completion
+
+
+def _personal_scores(
+    main: list[Candidate],
+    taste: Taste,
+    tags: dict[str, list[str]],
+    trend: dict[str, float],
+    model: ForYouModel | None,
+    state: ViewerState | None,
+) -> None:
+    """Each main candidate's model, hashtag, sound, follow and trend features (0..1)."""
+    top_tag = max(taste.tag_weight.values(), default=1.0) or 1.0
+    top_sound = max(taste.sound_weight.values(), default=1.0) or 1.0
+    model_scores: dict[str, float] = {}
+    if taste.user_vector is not None and model is not None and model.items is not None:
+        items = model.items
+        in_model = [c.video_id for c in main if c.video_id in items.index]
+        if in_model:
+            s = items.scores(taste.user_vector, [items.index[v] for v in in_model])
+            model_scores = dict(zip(in_model, np.clip(s, 0.0, 1.0).tolist(), strict=True))
+    follows = state.follows if state is not None else set()
+    for c in main:
+        c.model = model_scores.get(c.video_id, 0.0)
+        c.hashtag = max(
+            (taste.tag_weight.get(t, 0.0) for t in tags.get(c.video_id, ())), default=0.0
+        )
+        c.hashtag /= top_tag
+        c.sound = taste.sound_weight.get(c.sound_id, 0.0) / top_sound if c.sound_id else 0.0
+        c.follow = 1.0 if c.creator_id in follows else 0.0
+        c.trend = trend.get(c.video_id, 0.0)
 
 
 def _features(
