@@ -466,6 +466,24 @@ def _import_batch(
     recs: list[dict[str, Any]],
     z: zipfile.ZipFile,
 ) -> None:
+    """Import one batch of a bundle's users into `store`. Every step can run again (a killed
+    import is resumed): users already finished are skipped, rows replace a killed attempt's."""
+    todo, new = _unfinished(platform, bundle_id, recs)
+    if not todo:
+        return
+    users = [r["user_id"] for r in todo]
+    _mark_moving_in(platform, store, bundle_id, new)
+    _write_rows(store, users, todo)
+    _write_blobs_and_keys(store, users, todo, z)
+    _check_manifests(store, users, todo)
+    _activate(platform, store, users, todo)
+    _log_and_finish(platform, settings, store, bundle_id, source_name, todo)
+
+
+def _unfinished(
+    platform: Platform, bundle_id: str, recs: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The records not yet finished, and those of them the journal has not seen at all."""
     users = [r["user_id"] for r in recs]
     with platform.global_store.engine.connect() as g:
         at = dict(
@@ -476,12 +494,14 @@ def _import_batch(
             ).all()
         )
     todo = [r for r in recs if at.get(r["user_id"]) != m.FINISHED]
-    if not todo:
-        return
-    users = [r["user_id"] for r in todo]
-    # 1. the Directory entries, `moving` into their new home (writes refused until the end)
+    return todo, [r for r in todo if r["user_id"] not in at]
+
+
+def _mark_moving_in(
+    platform: Platform, store: RegionStore, bundle_id: str, new: list[dict[str, Any]]
+) -> None:
+    """The Directory entries, `moving` into their new home (writes refused until the end)."""
     with platform.global_store.engine.begin() as g:
-        new = [r for r in todo if r["user_id"] not in at]
         if new:
             g.execute(
                 insert(DIRECTORY),
@@ -501,7 +521,10 @@ def _import_batch(
                     for r in new
                 ],
             )  # fmt: skip
-    # 2. rows (one transaction, replacing a killed attempt's), blobs, keys
+
+
+def _write_rows(store: RegionStore, users: list[str], todo: list[dict[str, Any]]) -> None:
+    """The users' rows, in one transaction that first drops a killed attempt's."""
     tables = {t.name: t for t in region_tables(store)}
     with (
         store.unchecked_connection(reason="hand-over: import the users' rows") as conn,
@@ -516,6 +539,11 @@ def _import_batch(
         unknown = {n for r in todo for n in r["tables"]} - set(tables)
         if unknown:
             raise BundleInvalid(f"the bundle has tables this deployment lacks: {sorted(unknown)}")
+
+
+def _write_blobs_and_keys(
+    store: RegionStore, users: list[str], todo: list[dict[str, Any]], z: zipfile.ZipFile
+) -> None:
     prefix = "blobs/"
     wanted = {f"{u}/" for u in users}
     for name in z.namelist():
@@ -526,14 +554,22 @@ def _import_batch(
     keys = {r["user_id"]: base64.b64decode(r["key"]) for r in todo if r["key"]}
     if keys:
         store.keys.put_data_keys(keys)
-    # 3. every manifest, recomputed here, must be the source's
+
+
+def _check_manifests(store: RegionStore, users: list[str], todo: list[dict[str, Any]]) -> None:
+    """Every manifest, recomputed here from what was written, must be the source's."""
     here = compute_manifests(store, users)
     bad = [r["user_id"] for r in todo if here[r["user_id"]].root != r["manifest_root"]]
     if bad:
         raise BundleInvalid(
             f"{len(bad)} users' data does not match their manifest after import (first: {bad[0]})"
         )
-    # 4. active, with their public catalog rows pointing here; then the log
+
+
+def _activate(
+    platform: Platform, store: RegionStore, users: list[str], todo: list[dict[str, Any]]
+) -> None:
+    """The users `active` in their new home, their public catalog rows pointing here."""
     repoint = dict((t.name, c) for t, c in repoint_tables())
     with platform.global_store.engine.begin() as g:
         g.execute(
@@ -553,6 +589,18 @@ def _import_batch(
             for v in values:
                 g.execute(delete(table).where(*(table.c[k] == v[k] for k in pk)))
             g.execute(insert(table), values)
+
+
+def _log_and_finish(
+    platform: Platform,
+    settings: Settings,
+    store: RegionStore,
+    bundle_id: str,
+    source_name: str,
+    todo: list[dict[str, Any]],
+) -> None:
+    """`carve_out_move` (in) in this region's audit log, then journal `finished` with each
+    user's manifest root."""
     log = region_log(settings, store)
     policy_hash = active_policy_hash(platform) or "0" * 64
     log.record_now(
