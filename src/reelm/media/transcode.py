@@ -730,20 +730,43 @@ def _song_sound(
         yield frame, at
 
 
+_Feed = Iterator[tuple[AudioFrame, float]]
+"""A sound's frames, each with the time (s) it starts at in the video."""
+_Live = tuple[_Feed, str, float, tuple[AudioFrame, float]]
+"""A feed that has frames: its feed, filter chain, share of the mix and first frame."""
+
+
 def _mix_and_encode(
-    feeds: list[tuple[Iterator[tuple[AudioFrame, float]], str, float]],
+    feeds: list[tuple[_Feed, str, float]],
     plan: _Plan,
     encoder: AudioStream,
 ) -> list[_Coded]:
     """Build the mixing graph from each feed's first frame (its format), then feed the sources
     in time order, so amix never has to hold one source's whole sound while waiting."""
-    graph = Graph()
+    live = _with_first_frames(feeds)
+    graph, sources, sink = _mixing_graph(live, plan)  # the graph outlives its filters' use
+    out = _MixOutput(sink, encoder)
+    _push_in_time_order(live, sources, out)
+    return out.flush()
+
+
+def _with_first_frames(feeds: list[tuple[_Feed, str, float]]) -> list[_Live]:
+    """The feeds that have any frame, each with its first (silent sounds drop out)."""
     firsts: list[tuple[AudioFrame, float] | None] = [next(feed, None) for feed, _, _ in feeds]
-    live = [
+    return [
         (feed, chain, share, first)
         for (feed, chain, share), first in zip(feeds, firsts, strict=True)
         if first is not None
     ]
+
+
+def _mixing_graph(
+    live: list[_Live], plan: _Plan
+) -> tuple[Graph, list[FilterContext], FilterContext]:
+    """One source per live feed (its chain and volume), mixed, normalised and cut to exactly
+    the pictures' length; silence of that length when nothing is live. The graph, its sources
+    and its sink."""
+    graph = Graph()
     sources: list[FilterContext] = []
     branches: list[FilterContext] = []
     for _, chain, share, first in live:
@@ -780,25 +803,41 @@ def _mix_and_encode(
     sink = graph.add("abuffersink")
     last.link_to(sink)
     graph.configure()
+    return graph, sources, sink
 
-    coded: list[_Coded] = []
-    written = 0
 
-    def drain() -> bool:
-        nonlocal written
+class _MixOutput:
+    """The mix's frames, renumbered by sample count and encoded as they come out."""
+
+    def __init__(self, sink: FilterContext, encoder: AudioStream) -> None:
+        self.sink = sink
+        self.encoder = encoder
+        self.coded: list[_Coded] = []
+        self.written = 0
+
+    def drain(self) -> bool:
+        """Encode what the graph has ready; True once it has ended."""
         while True:
             try:
-                frame = sink.pull()
+                frame = self.sink.pull()
             except av.BlockingIOError:
                 return False
             except av.EOFError:
                 return True
             assert isinstance(frame, AudioFrame)
-            frame.pts = written
+            frame.pts = self.written
             frame.time_base = Fraction(1, AUDIO_RATE)
-            written += frame.samples
-            coded.extend(_Coded.of(p) for p in encoder.encode(frame))
+            self.written += frame.samples
+            self.coded.extend(_Coded.of(p) for p in self.encoder.encode(frame))
 
+    def flush(self) -> list[_Coded]:
+        self.coded.extend(_Coded.of(p) for p in self.encoder.encode(None))
+        return self.coded
+
+
+def _push_in_time_order(live: list[_Live], sources: list[FilterContext], out: _MixOutput) -> None:
+    """Push the frame that starts earliest among the feeds, draining the mix after each, until
+    the mix has ended (a branch trimmed to length refuses more) or every feed has."""
     pending: list[tuple[AudioFrame, float] | None] = [first for *_, first in live]
     iterators = [feed for feed, *_ in live]
     finished = False
@@ -817,14 +856,12 @@ def _mix_and_encode(
         pending[index] = next(iterators[index], None)
         if pending[index] is None:
             _end(sources[index])
-        finished = drain()
+        finished = out.drain()
     for index, item in enumerate(pending):
         if item is not None:
             _end(sources[index])
-    if not finished and not drain():  # pragma: no cover - every input has ended
+    if not finished and not out.drain():  # pragma: no cover - every input has ended
         raise TranscodeFailed()
-    coded.extend(_Coded.of(p) for p in encoder.encode(None))
-    return coded
 
 
 def _end(source: FilterContext) -> None:
