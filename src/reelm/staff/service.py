@@ -30,8 +30,14 @@ from reelm.config import Settings
 from reelm.db import utcnow
 from reelm.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from reelm.residency.models import DirectoryEntry
-from reelm.residency.store import Platform
-from reelm.staff.access import DATA_CATEGORIES, StaffPolicies, decide, load_staff_policies
+from reelm.residency.store import Platform, RegionStore
+from reelm.staff.access import (
+    DATA_CATEGORIES,
+    Decision,
+    StaffPolicies,
+    decide,
+    load_staff_policies,
+)
 from reelm.staff.models import StaffMember, StaffSession, Ticket
 from reelm.staff.schemas import (
     AccountData,
@@ -206,6 +212,50 @@ def access_user_data(
     purpose: str,
     ticket_id: str = "",
 ) -> StaffRead:
+    """Read one category of a user's protected data for `staff`, in the order that is the
+    invariant (module docstring): decide, log the decision in the data's region, then read.
+    `_log_decision` returns once the entry is committed; nothing is read before it."""
+    request = _access_request(platform, staff, handle, category, purpose, ticket_id)
+    region = request.entry.home_region
+    # 1. decide
+    decision = _decide(platform, request)
+    policy_ids = decision.policy_ids or [DEFAULT_DENY]
+    # 2. log it, allowed or denied, in the region that holds the data
+    store = platform.region(region)
+    index = _log_decision(settings, store, request, allowed=decision.allowed, policy_ids=policy_ids)
+    if not decision.allowed:
+        raise Forbidden(
+            f"Access denied by staff-access policy ({', '.join(policy_ids)}); the attempt is "
+            f"logged as entry {index} of region {region}'s audit log.",
+            code="access_denied",
+        )
+    # 3. only then read
+    out = StaffRead(
+        category=category, audit_region=region, audit_index=index, policy_ids=policy_ids
+    )
+    _read_category(store, request.entry, category, out)
+    return out
+
+
+@dataclass(frozen=True)
+class _AccessRequest:
+    staff: StaffPrincipal
+    entry: DirectoryEntry
+    category: str
+    purpose: str
+    ticket_id: str
+    ticket: Ticket | None
+
+
+def _access_request(
+    platform: Platform,
+    staff: StaffPrincipal,
+    handle: str,
+    category: str,
+    purpose: str,
+    ticket_id: str,
+) -> _AccessRequest:
+    """The request with its subject's Directory entry and its ticket (global reads only)."""
     if category not in DATA_CATEGORIES:
         raise InvalidInput(f"Unknown data category {category!r}; use one of {DATA_CATEGORIES}.")
     with platform.global_store.session() as g:
@@ -213,9 +263,15 @@ def access_user_data(
         ticket = g.get(Ticket, ticket_id) if ticket_id else None
     if entry is None:
         raise NotFound(f"No user @{handle}.", code="user_not_found")
+    return _AccessRequest(staff, entry, category, purpose, ticket_id, ticket)
+
+
+def _decide(platform: Platform, request: _AccessRequest) -> Decision:
+    """Cedar's answer for this staff member, this user's data in its region, and the ticket."""
+    staff, entry, ticket = request.staff, request.entry, request.ticket
     region = entry.home_region
     pol = platform.policy
-    decision = decide(
+    return decide(
         staff_policies(platform),
         staff={"id": staff.id, "operator": staff.operator, "mfa": True},
         resource={
@@ -223,40 +279,48 @@ def access_user_data(
             "region": region,
             "region_operator": pol.regions[region].operator,
             "region_location": pol.regions[region].location,
-            "category": category,
+            "category": request.category,
         },
         context={
-            "purpose": purpose,
-            "ticket_id": ticket_id,
+            "purpose": request.purpose,
+            "ticket_id": request.ticket_id,
             "ticket_open": ticket is not None and ticket.state == "open",
             "ticket_operator": ticket.operator if ticket else "",
             "ticket_region": ticket.region if ticket else "",
         },
     )
-    policy_ids = decision.policy_ids or [DEFAULT_DENY]
-    store = platform.region(region)
+
+
+def _log_decision(
+    settings: Settings,
+    store: RegionStore,
+    request: _AccessRequest,
+    *,
+    allowed: bool,
+    policy_ids: list[str],
+) -> int:
+    """Append the decision to the region's audit log, committed on return; its index."""
+    purpose = request.purpose
     log = region_log(settings, store)
     (index,) = log.record_now(
         StaffAccess(
-            staff_id=staff.id,
-            operator=staff.operator,
-            subject=log.pseudonym(entry.user_id),
-            data_category=category,
+            staff_id=request.staff.id,
+            operator=request.staff.operator,
+            subject=log.pseudonym(request.entry.user_id),
+            data_category=request.category,
             purpose=purpose if re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", purpose) else "invalid",
-            ticket=ticket_id or None,
-            decision="allow" if decision.allowed else "deny",
+            ticket=request.ticket_id or None,
+            decision="allow" if allowed else "deny",
             policy_ids=policy_ids,
         )
     )
-    if not decision.allowed:
-        raise Forbidden(
-            f"Access denied by staff-access policy ({', '.join(policy_ids)}); the attempt is "
-            f"logged as entry {index} of region {region}'s audit log.",
-            code="access_denied",
-        )
-    out = StaffRead(
-        category=category, audit_region=region, audit_index=index, policy_ids=policy_ids
-    )
+    return index
+
+
+def _read_category(
+    store: RegionStore, entry: DirectoryEntry, category: str, out: StaffRead
+) -> None:
+    """The user's data of `category`, decrypted, into `out`."""
     cipher = store.cipher(entry.user_id)
     with store.session() as s:
         if category == "account":
@@ -269,7 +333,7 @@ def access_user_data(
                 email=cipher.decrypt("email", account.email_ct),
                 birth_date=date.fromisoformat(cipher.decrypt("birth_date", account.birth_date_ct)),
                 jurisdiction=account.jurisdiction,
-                region=region,
+                region=entry.home_region,
                 created_at=account.created_at,
             )
         else:
@@ -285,4 +349,3 @@ def access_user_data(
                 )
                 for r in rows
             ]
-    return out
