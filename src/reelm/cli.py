@@ -173,8 +173,7 @@ def worker(ctx: click.Context, regions: tuple[str, ...], workers: int) -> None:
     import logging
 
     from reelm.accounts.tasks import export_task_for, requeue_unfinished_exports
-    from reelm.media.service import requeue_unfinished
-    from reelm.media.tasks import task_for
+    from reelm.media.tasks import requeue_unfinished, task_for
     from reelm.residency.service import open_platform
 
     settings = _settings(ctx)

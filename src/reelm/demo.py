@@ -225,8 +225,9 @@ def do_seed_demo_videos(
     videos already published (idempotent); returns how many videos it made."""
     from reelm.media.models import PublishedVideo
     from reelm.media.schemas import VideoCreate
-    from reelm.media.service import check_create_video, do_append_upload, do_create_upload
+    from reelm.media.service import do_append_upload, do_create_upload
     from reelm.media.synth import make_test_clip
+    from reelm.media.tasks import create_video
     from reelm.sounds.models import Song
 
     immediate = settings.model_copy(update={"jobs_immediate": True})
@@ -263,7 +264,7 @@ def do_seed_demo_videos(
                 if song_id
                 else {"kind": "original"}
             )
-            check_create_video(
+            create_video(
                 platform,
                 immediate,
                 user,

@@ -18,8 +18,9 @@ from reelm.accounts.service import access_session, check_sign_up
 from reelm.config import Settings
 from reelm.media.models import PublishedVideo, Video
 from reelm.media.schemas import VideoCreate
-from reelm.media.service import check_create_video, do_complete_upload, do_create_upload
+from reelm.media.service import do_complete_upload, do_create_upload
 from reelm.media.synth import make_test_clip
+from reelm.media.tasks import create_video
 from reelm.residency.service import do_init
 
 pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="the queue is SQLite either way")
@@ -79,7 +80,7 @@ def test_kill_9_mid_transcode_then_restart_completes_without_half_publishing(
     staging = platform.regions["us"].work_dir / "uploads" / f"{upload.id}.part"
     staging.write_bytes(clip.read_bytes())
     do_complete_upload(platform, settings, user, upload.id)
-    video_id = check_create_video(
+    video_id = create_video(
         platform,
         settings,
         user,

@@ -317,7 +317,8 @@ def media_urls(video_id: str) -> dict[str, str]:
 def check_create_video(
     platform: Platform, settings: Settings, user: CurrentUser, body: VideoCreate
 ) -> VideoRead:
-    """Validate the edit against the probed upload and queue the processing job."""
+    """Validate the edit against the probed upload and record the video, `queued`. Its
+    processing job is queued after this commit by the caller (`media.tasks.create_video`)."""
     spec = body.spec()
     store = platform.region(user.region)
     with store.transaction() as s:
@@ -346,11 +347,7 @@ def check_create_video(
         )
         s.add(video)
         s.flush()
-        result = _video_read(video)
-    from reelm.media.tasks import enqueue_process_video
-
-    enqueue_process_video(platform, settings, region=user.region, video_id=result.id)
-    return access_video(platform, user, result.id)
+        return _video_read(video)
 
 
 def _check_song(platform: Platform, song_id: str, *, jurisdiction: str) -> None:
@@ -457,15 +454,11 @@ def _do_transcode_and_store(
     log.info("video %s processed in %.1fs", video_id, time.monotonic() - started)
 
 
-def requeue_unfinished(platform: Platform, settings: Settings, region: str) -> list[str]:
-    """Videos a dead worker left `queued` or `processing`: put them back on the queue."""
-    from reelm.media.tasks import enqueue_process_video
-
+def unfinished_videos(platform: Platform, region: str) -> list[str]:
+    """Videos a dead worker left `queued` or `processing` (processing them again is safe)."""
+    unfinished = (VideoState.QUEUED, VideoState.PROCESSING)
     with platform.region(region).session() as s:
-        ids = list(s.scalars(select(Video.id).where(Video.state.in_((VideoState.QUEUED, VideoState.PROCESSING)))))
-    for video_id in ids:
-        enqueue_process_video(platform, settings, region=region, video_id=video_id)
-    return ids
+        return list(s.scalars(select(Video.id).where(Video.state.in_(unfinished))))
 
 
 # public reads

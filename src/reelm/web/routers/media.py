@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, UploadFile, status
 
 from reelm.errors import InvalidInput, ReelmError
-from reelm.media import service
+from reelm.media import service, tasks
 from reelm.media.filters import FILTERS
 from reelm.media.schemas import PublicVideoRead, UploadRead, VideoCreate, VideoRead
 from reelm.web.deps import (
@@ -189,7 +189,7 @@ def create_video(
     body: VideoCreate, user: CurrentUserDep, platform: PlatformDep, settings: SettingsDep
 ) -> VideoRead:
     """Publish an upload with an edit: queued for processing; poll /api/v1/me/videos/{id}."""
-    return service.check_create_video(platform, settings, user, body)
+    return tasks.create_video(platform, settings, user, body)
 
 
 @router.get("/api/v1/me/videos/{video_id}")
