@@ -48,6 +48,7 @@ from reelm.errors import (
     ReelmError,
     TryAgainLater,
     Unauthorized,
+    UserNotFound,
 )
 from reelm.residency.egress import egress
 from reelm.residency.models import ACTIVE, MOVING, PENDING, DirectoryEntry, PublicProfile
@@ -486,7 +487,7 @@ def get_public_profile(platform: Platform, handle: str) -> PublicProfileRead:
             .where(DirectoryEntry.handle_key == handle.lower(), DirectoryEntry.state == ACTIVE)
         )
         if row is None:
-            raise NotFound(f"No user @{handle}.", code="user_not_found")
+            raise UserNotFound(handle)
         return PublicProfileRead.model_validate(row)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select, tuple_
 
 from reelm.accounts.service import CurrentUser
-from reelm.errors import NotFound
+from reelm.errors import UserNotFound
 from reelm.feed.schemas import (
     FeedItem,
     FeedPage,
@@ -118,7 +118,7 @@ def profile_page(
     them = person_by_handle(platform, handle)
     me = _me(viewer)
     if me is not None and me.user_id != them.user_id and blocked_between(platform, me, them):
-        raise NotFound(f"No user @{handle}.", code="user_not_found")
+        raise UserNotFound(handle)
     if me is None:
         state = "none"
     elif me.user_id == them.user_id:

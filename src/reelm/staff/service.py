@@ -28,7 +28,7 @@ from reelm.audit.entries import StaffAccess
 from reelm.audit.log import region_log
 from reelm.config import Settings
 from reelm.db import utcnow
-from reelm.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from reelm.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized, UserNotFound
 from reelm.residency.models import DirectoryEntry
 from reelm.residency.store import Platform, RegionStore
 from reelm.staff.access import (
@@ -262,7 +262,7 @@ def _access_request(
         entry = g.scalar(select(DirectoryEntry).where(DirectoryEntry.handle_key == handle.lower()))
         ticket = g.get(Ticket, ticket_id) if ticket_id else None
     if entry is None:
-        raise NotFound(f"No user @{handle}.", code="user_not_found")
+        raise UserNotFound(handle)
     return _AccessRequest(staff, entry, category, purpose, ticket_id, ticket)
 
 
