@@ -140,8 +140,11 @@ def _spawn_worker(settings: Settings, region: str, *, workers: int = 1) -> subpr
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, no_workers: bool) -> None:
     """Serve reelm over HTTP (initialising the data folder when needed)."""
+    import threading
+
     import uvicorn
 
+    from reelm.effects.service import run_dispatcher
     from reelm.residency.service import do_init
     from reelm.web.app import create_app
 
@@ -156,10 +159,19 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_workers: bo
             _spawn_worker(settings, name) for name in platform.regions
         ]
     )
+    stop = threading.Event()
+    if settings.jobs_immediate:
+        # no region workers: jobs run inside requests, and the outboxes' dispatchers run here
+        for name in platform.regions:
+            threading.Thread(
+                target=run_dispatcher, args=(platform, name, stop), name=f"effects-{name}",
+                daemon=True,
+            ).start()
     console.print(f"reelm serving at http://{h}:{p} ({len(workers)} region worker(s))")
     try:
         uvicorn.run(app, host=h, port=p, log_level="info")
     finally:
+        stop.set()
         for w in workers:
             w.terminate()
 
