@@ -59,7 +59,12 @@ def test_us_creator_posts_and_sg_viewer_watches_likes_comments_follows(
     sign_up_in_browser(creator, live_url, handle="ava_us", jurisdiction="US")
     creator.goto(f"{live_url}/create")
     shoot(creator, "phone-create-empty")
-    creator.locator("#file-input").set_input_files(str(clip))
+    with creator.expect_request(
+        lambda r: r.method == "POST" and r.url.endswith("/api/v1/uploads")
+    ) as creating:
+        creator.locator("#file-input").set_input_files(str(clip))
+    # a retried creation (a dropped connection) must find this upload, not make another
+    assert re.fullmatch(r"[0-9a-f]{32}", creating.value.headers["idempotency-key"])
     expect(creator.locator("#editor")).to_be_visible(timeout=30_000)
     # the look, from the strip of real previews of this clip
     vintage = creator.locator(".filter-opt", has_text="Vintage")
@@ -109,7 +114,11 @@ def test_us_creator_posts_and_sg_viewer_watches_likes_comments_follows(
     drawer = viewer.locator("#comments-drawer")
     expect(drawer).to_be_visible()
     drawer.get_by_label("Add a comment").fill("Love the colours! 🌊")
-    drawer.get_by_role("button", name="Post").click()
+    with viewer.expect_request(
+        lambda r: r.method == "POST" and r.url.endswith("/comments")
+    ) as posting:
+        drawer.get_by_role("button", name="Post").click()
+    assert re.fullmatch(r"[0-9a-f]{32}", posting.value.headers["idempotency-key"])
     expect(drawer.locator(".comment-text")).to_have_text(["Love the colours! 🌊"])
     expect(slide.locator(".rail-btn.comment .rail-count")).to_have_text("1")
     shoot(viewer, "desktop-comments")
