@@ -7,10 +7,27 @@ public counters) without importing the dispatcher.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy.orm import Session
 
+from reelm.db import new_id, utcnow
 from reelm.effects.models import Effect
 from reelm.residency.egress import PublicRecord, check_public, destination
+
+
+@dataclass(frozen=True)
+class Emitted:
+    """One effect as the dispatcher handles it: read back from the outbox, or kept in memory by
+    the action that just emitted it (so the dispatch right after the commit reads nothing)."""
+
+    id: str
+    owner_id: str
+    lane: str | None
+    created_at: datetime
+    record: PublicRecord | None  # None: the payload could not be read back (a poison effect)
+    error: str | None = None
 
 
 class Outbox:
@@ -19,7 +36,11 @@ class Outbox:
     def __init__(self, session: Session, owner_id: str) -> None:
         self.session = session
         self.owner_id = owner_id
-        self.ids: list[str] = []
+        self.emitted: list[Emitted] = []
+
+    @property
+    def ids(self) -> list[str]:
+        return [e.id for e in self.emitted]
 
     def emit(self, record: PublicRecord) -> None:
         """Queue `record` for where it lands. It is checked as Egress checks it, now: a record
@@ -27,12 +48,15 @@ class Outbox:
         checked = check_public(record)
         lane = destination(checked).lane
         effect = Effect(
+            id=new_id(),
             owner_id=self.owner_id,
             kind=type(checked).__name__,
             payload=checked.model_dump_json(),
             lane=lane(checked) if lane else None,
-            ordinal=len(self.ids),
+            ordinal=len(self.emitted),
+            created_at=utcnow(),
         )
         self.session.add(effect)
-        self.session.flush()
-        self.ids.append(effect.id)
+        self.emitted.append(
+            Emitted(effect.id, self.owner_id, effect.lane, effect.created_at, checked)
+        )

@@ -33,7 +33,7 @@ import reelm.all_schemas  # noqa: F401  (every PUBLIC schema registered, by name
 from reelm.carveout.crash import crash_point
 from reelm.db import utcnow
 from reelm.effects.models import AppliedEffect, Effect, EffectState, ReceivedEffect
-from reelm.effects.outbox import Outbox
+from reelm.effects.outbox import Emitted, Outbox
 from reelm.errors import EgressRefused, ResidencyViolation, TryAgainLater
 from reelm.residency.egress import PublicRecord, destination, egress, schema_named
 from reelm.residency.models import ACTIVE, DELETED
@@ -62,17 +62,17 @@ def action(platform: Platform, region: str, owner_id: str) -> Iterator[tuple[Ses
     with store.transaction() as session:
         outbox = Outbox(session, owner_id)
         yield session, outbox
-    dispatch_soon(platform, region, outbox.ids)
+    dispatch_soon(platform, region, outbox.emitted)
 
 
-def dispatch_soon(platform: Platform, region: str, ids: Sequence[str]) -> None:
+def dispatch_soon(platform: Platform, region: str, emitted: Sequence[Emitted]) -> None:
     """Apply these just-committed effects now if their targets allow; never raises."""
-    if not ids:
+    if not emitted:
         return
     try:
-        dispatch(platform, region, ids=ids)
+        dispatch(platform, region, emitted=emitted)
     except Exception:
-        log.exception("region %s: effects %s left for the worker", region, list(ids))
+        log.exception("region %s: effects %s left for the worker", region, [e.id for e in emitted])
 
 
 @dataclass
@@ -91,16 +91,6 @@ class DispatchReport:
         self.errors += other.errors
 
 
-@dataclass(frozen=True)
-class _Item:
-    id: str
-    owner_id: str
-    lane: str | None
-    created_at: datetime
-    record: PublicRecord | None  # None: the payload could not be read back (a poison effect)
-    error: str | None = None
-
-
 class _Wait(Exception):
     """The target cannot take the effect yet (a moving recipient, a database that is down)."""
 
@@ -110,24 +100,28 @@ def dispatch(
     region: str,
     *,
     ids: Sequence[str] | None = None,
+    emitted: Sequence[Emitted] | None = None,
     limit: int = BATCH,
     due_only: bool = True,
 ) -> DispatchReport:
     """Apply pending effects of `region`'s outbox: `ids`, or the oldest due ones (with
-    `due_only=False`, also those still waiting out their backoff).
+    `due_only=False`, also those still waiting out their backoff), or those an action has just
+    `emitted`, as it holds them (if another dispatcher applied one meanwhile, its key says so).
 
     Effects of one lane apply in order: one waits while an older one of its lane is pending or
     parked. Effects for one destination apply in one transaction there; if that transaction
     fails for a reason other than a wait, each is tried alone so one poison effect holds up
     only itself."""
     store = platform.region(region)
-    items = _load(store, ids=ids, limit=limit, due_only=due_only)
+    items = list(emitted) if emitted is not None else _load(
+        store, ids=ids, limit=limit, due_only=due_only
+    )
     report = DispatchReport(selected=len(items))
     if not items:
         return report
     blocked = _blocked_lanes(store, items)
     outcome = _Outcome()
-    groups: dict[str, list[_Item]] = {}
+    groups: dict[str, list[Emitted]] = {}
     for item in items:
         if item.lane is not None and item.lane in blocked:
             outcome.wait(item, "an older effect of its lane is not applied yet")
@@ -147,7 +141,7 @@ def dispatch(
 
 def _load(
     store: RegionStore, *, ids: Sequence[str] | None, limit: int, due_only: bool
-) -> list[_Item]:
+) -> list[Emitted]:
     with store.session() as s:
         q = select(Effect).where(Effect.state == EffectState.PENDING)
         if ids is not None:
@@ -158,16 +152,16 @@ def _load(
     return [_decode(row) for row in rows]
 
 
-def _decode(row: Effect) -> _Item:
+def _decode(row: Effect) -> Emitted:
     try:
         record: PublicRecord | None = schema_named(row.kind).model_validate_json(row.payload)
         error = None
     except (EgressRefused, ValueError) as e:
         record, error = None, f"{type(e).__name__}: {e}"
-    return _Item(row.id, row.owner_id, row.lane, row.created_at, record, error)
+    return Emitted(row.id, row.owner_id, row.lane, row.created_at, record, error)
 
 
-def _blocked_lanes(store: RegionStore, items: list[_Item]) -> set[str]:
+def _blocked_lanes(store: RegionStore, items: list[Emitted]) -> set[str]:
     """Lanes in which an effect outside this batch, older than the batch's first of that lane,
     is still waiting or parked."""
     first: dict[str, datetime] = {}
@@ -186,7 +180,7 @@ def _blocked_lanes(store: RegionStore, items: list[_Item]) -> set[str]:
 
 
 def _route(
-    platform: Platform, item: _Item, groups: dict[str, list[_Item]], outcome: _Outcome
+    platform: Platform, item: Emitted, groups: dict[str, list[Emitted]], outcome: _Outcome
 ) -> None:
     """Add an effect bound for a user's region to the group of that region, as of now."""
     assert item.record is not None
@@ -203,7 +197,7 @@ def _route(
 
 
 def _apply_group(
-    platform: Platform, target: str, group: list[_Item], outcome: _Outcome, blocked: set[str]
+    platform: Platform, target: str, group: list[Emitted], outcome: _Outcome, blocked: set[str]
 ) -> None:
     try:
         _apply(platform, target, group)
@@ -234,7 +228,7 @@ def _apply_group(
             blocked.add(item.lane)
 
 
-def _apply(platform: Platform, target: str, group: list[_Item]) -> None:
+def _apply(platform: Platform, target: str, group: list[Emitted]) -> None:
     """Write `group`'s records at `target` with their keys, in one transaction there."""
     ids = [i.id for i in group]
     try:
@@ -295,13 +289,13 @@ class _Outcome:
         self.waits: dict[str, str] = {}
         self.failures: dict[str, str] = {}
 
-    def wait(self, item: _Item, why: str) -> None:
+    def wait(self, item: Emitted, why: str) -> None:
         self.waits[item.id] = why
 
-    def fail(self, item: _Item, error: str) -> None:
+    def fail(self, item: Emitted, error: str) -> None:
         self.failures[item.id] = error
 
-    def discard(self, item: _Item, why: str) -> None:
+    def discard(self, item: Emitted, why: str) -> None:
         log.info("effect %s discarded: %s", item.id, why)
         self.discarded.append(item.id)
 
