@@ -37,7 +37,7 @@ from reelm.effects.outbox import Emitted, Outbox
 from reelm.errors import EgressRefused, ResidencyViolation, TryAgainLater
 from reelm.residency.egress import PublicRecord, destination, egress, schema_named
 from reelm.residency.models import ACTIVE, DELETED
-from reelm.residency.store import Platform, RegionStore
+from reelm.residency.store import Home, Platform, RegionStore
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,9 @@ def dispatch(
     if not items:
         return report
     blocked = _blocked_lanes(store, items)
+    homes = platform.directory.homes(
+        r for i in items if i.record is not None and (r := _recipient(i.record)) is not None
+    )
     outcome = _Outcome()
     groups: dict[str, list[Emitted]] = {}
     for item in items:
@@ -129,10 +132,10 @@ def dispatch(
             outcome.fail(item, item.error or "unreadable")
             if item.lane is not None:
                 blocked.add(item.lane)
-        elif destination(item.record).recipient is None:
+        elif (recipient := _recipient(item.record)) is None:
             groups.setdefault(CATALOG, []).append(item)
         else:
-            _route(platform, item, groups, outcome)
+            _route(item, recipient, homes.get(recipient), groups, outcome)
     for target, group in groups.items():
         _apply_group(platform, target, group, outcome, blocked)
     outcome.settle(store, report)
@@ -179,15 +182,20 @@ def _blocked_lanes(store: RegionStore, items: list[Emitted]) -> set[str]:
     return {lane for lane, at in older if lane is not None and at <= first[lane]}
 
 
+def _recipient(record: PublicRecord) -> str | None:
+    """The user whose region `record` is written into, or None for the catalog."""
+    field_name = destination(record).recipient
+    return None if field_name is None else str(getattr(record, field_name))
+
+
 def _route(
-    platform: Platform, item: Emitted, groups: dict[str, list[Emitted]], outcome: _Outcome
+    item: Emitted,
+    recipient: str,
+    home: Home | None,
+    groups: dict[str, list[Emitted]],
+    outcome: _Outcome,
 ) -> None:
     """Add an effect bound for a user's region to the group of that region, as of now."""
-    assert item.record is not None
-    recipient_field = destination(item.record).recipient
-    assert recipient_field is not None
-    recipient = str(getattr(item.record, recipient_field))
-    home = platform.directory.homes([recipient]).get(recipient)
     if home is None or home.state == DELETED:
         outcome.discard(item, f"recipient {recipient} no longer exists")
     elif home.state != ACTIVE:
@@ -249,8 +257,7 @@ def _apply(platform: Platform, target: str, group: list[Emitted]) -> None:
                 for item in group:
                     if item.id not in done:
                         assert item.record is not None
-                        recipient_field = destination(item.record).recipient
-                        owner = str(getattr(item.record, recipient_field or ""))
+                        owner = _recipient(item.record)
                         r.add(ReceivedEffect(id=item.id, owner_id=owner))
                         egress(r, item.record)
                 r.flush()
