@@ -2,8 +2,9 @@
 run on the region queues, in other processes, as deployed): a new user in Germany (region sg)
 signs up, uploads a short clip, picks a look and a song, posts and is taken to the new video,
 then downloads their data and finds the raw upload in it, decrypted, byte-equal; an export whose
-worker is killed half-way is finished by the next worker; deletion shows its date and can be
-cancelled; an age refusal sticks; sign-up shows every wrong field at once. One server for all."""
+worker is killed half-way is finished by the next worker; a failed export says why and *Try
+again* builds it; deletion shows its date and can be cancelled; an age refusal sticks; sign-up
+shows every wrong field at once. One server for all."""
 
 from __future__ import annotations
 
@@ -87,6 +88,13 @@ def post_clip(page: Page, base: str, clip: Path) -> str:
     return page.url.rsplit("/", 1)[-1]
 
 
+def upload_only(page: Page, base: str, clip: Path) -> None:
+    """Upload a clip and stop at the editor: the raw upload is stored (an export needs no post)."""
+    page.goto(f"{base}/create")
+    page.locator("#file-input").set_input_files(str(clip))
+    expect(page.locator("#editor")).to_be_visible(timeout=30_000)
+
+
 def request_export(page: Page, base: str) -> None:
     page.goto(f"{base}/settings")
     page.get_by_role("button", name="Request data file").click()
@@ -131,7 +139,7 @@ def test_an_export_killed_half_way_is_finished_by_the_next_worker(
     w = watch(page)
     sign_up(page, served.url, "jonas_de")
     page.wait_for_url(f"{served.url}/")
-    post_clip(page, served.url, clip)
+    upload_only(page, served.url, clip)
 
     served.stop_worker("sg")
     doomed = served.start_worker("sg", REELM_CRASH_AT="export.half_way")
@@ -220,4 +228,31 @@ def test_sign_up_errors_all_at_once_and_an_age_refusal_sticks(
     expect(fresh.locator(".age-refusal")).to_be_visible()
     assert fresh.url == f"{served.url}/signup"
     other.close()
+    w.assert_clean()
+
+
+def test_a_failed_export_says_why_and_try_again_builds_it(
+    served: Served, ctx: BrowserContext, clip: Path
+) -> None:
+    page = ctx.new_page()
+    w = watch(page)
+    sign_up(page, served.url, "ruth_de")
+    page.wait_for_url(f"{served.url}/")
+    upload_only(page, served.url, clip)
+    # the stored upload damaged on disk (one flipped bit): every attempt fails its check
+    sealed = max(served.data_dir.rglob("uploads/*.enc"), key=lambda p: p.stat().st_mtime)
+    good = sealed.read_bytes()
+    sealed.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    request_export(page, served.url)
+    error = page.locator(".export-error")
+    expect(error).to_contain_text("could not be built", timeout=60_000)  # after the retries
+    expect(error).to_contain_text("failed its integrity check")
+    try_again = page.get_by_role("button", name="Try again")
+    expect(try_again).to_be_visible()
+    page.reload()  # the failure is kept, not only shown once
+    expect(page.locator(".export-error")).to_contain_text("failed its integrity check")
+    sealed.write_bytes(good)
+    page.get_by_role("button", name="Try again").click()
+    z = download_zip(page)
+    assert z.read(f"media/uploads/{sealed.stem}") == clip.read_bytes()
     w.assert_clean()
