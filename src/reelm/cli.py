@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -133,6 +134,10 @@ def _spawn_worker(settings: Settings, region: str, *, workers: int = 1) -> subpr
     )
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @main.command()
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
@@ -152,6 +157,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_workers: bo
     platform = do_init(settings)
     app = create_app(settings, platform=platform)
     h, p = host or settings.host, port or settings.port
+    # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM's default
+    # action would then end this process before the `finally` below stops the workers, leaving
+    # them running orphaned. As an exception it unwinds through the `finally` like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     workers = (
         []
         if no_workers or settings.jobs_immediate
@@ -174,6 +183,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_workers: bo
         stop.set()
         for w in workers:
             w.terminate()
+        for w in workers:
+            try:
+                w.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                w.kill()
 
 
 @main.command()
