@@ -65,7 +65,9 @@ def test_move_is_online_clients_see_only_success_or_retry_after(
     import reelm.carveout.move as move
 
     def slow_manifests(store: Any, owners: Any) -> Any:
-        time.sleep(0.25)  # a slower copy: each user stays `moving` long enough to be hit
+        # a slower copy: each user stays `moving` long enough to be hit, even when a loaded
+        # machine makes each client's round of requests take half a second
+        time.sleep(0.6)
         return compute_manifests(store, owners)
 
     monkeypatch.setattr(move, "compute_manifests", slow_manifests)
