@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -51,14 +52,20 @@ class LoginSession(RegionModel):
     user_agent_ct: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class ExportState(StrEnum):
+    QUEUED = "queued"  # waiting for a region worker
+    BUILDING = "building"  # a worker is on it (or died on it: a starting worker requeues it)
+    READY = "ready"
+    FAILED = "failed"  # its last attempt failed; `error` says why, and the user asks again
+
+
 class DataExportJob(RegionModel):
     """A download-my-data archive, built in the user's region; its ZIP is a blob of the user."""
 
     __tablename__ = "data_exports"
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
-    # queued (waiting for a region worker), building, ready, failed
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    state: Mapped[str] = mapped_column(String(16), default=ExportState.QUEUED)
     progress: Mapped[int] = mapped_column(default=0)  # percent
     blob_key: Mapped[str | None] = mapped_column(String(200), default=None)
     size_bytes: Mapped[int] = mapped_column(default=0)

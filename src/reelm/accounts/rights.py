@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from reelm.accounts.models import Account, DataExportJob
+from reelm.accounts.models import Account, DataExportJob, ExportState
 from reelm.accounts.service import CurrentUser
 from reelm.audit.entries import AccountDeletion, DataExport, KeyDestruction
 from reelm.audit.log import region_log
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 # download my data
 
-UNFINISHED = ("queued", "building")
+UNFINISHED = (ExportState.QUEUED, ExportState.BUILDING)
 FAILED_UNEXPECTEDLY = "Something went wrong while building your data file. Try again."
 
 
@@ -84,7 +84,7 @@ def do_request_export(
         if running is not None:
             return running, False
         job = DataExportJob(
-            owner_id=user.user_id, state="queued", expires_at=utcnow() + EXPORT_KEEP
+            owner_id=user.user_id, state=ExportState.QUEUED, expires_at=utcnow() + EXPORT_KEEP
         )
         s.add(job)
         s.flush()
@@ -201,7 +201,7 @@ def do_build_export(
         job = s.get(DataExportJob, export_id)
         if job is None or job.state not in UNFINISHED:
             return
-        job.state, job.progress, job.error = "building", 0, None
+        job.state, job.progress, job.error = ExportState.BUILDING, 0, None
         user_id = job.owner_id
 
     def progress(percent: int) -> None:
@@ -235,7 +235,7 @@ def do_build_export(
                 update(DataExportJob)
                 .where(DataExportJob.id == export_id)
                 .values(
-                    state="failed" if final_attempt else "building",
+                    state=ExportState.FAILED if final_attempt else ExportState.BUILDING,
                     error=message if final_attempt else f"Retrying: {message}",
                 )
             )
@@ -247,7 +247,7 @@ def do_build_export(
         s.execute(
             update(DataExportJob)
             .where(DataExportJob.id == export_id)
-            .values(state="ready", progress=100, blob_key=key, size_bytes=size, sha256=digest)
+            .values(state=ExportState.READY, progress=100, blob_key=key, size_bytes=size, sha256=digest)
         )
     logger.info("export %s ready: %d bytes in %.2f s", export_id, size, time.monotonic() - started)
     audit = region_log(settings, store)
@@ -294,7 +294,7 @@ def export_status(
         if job is None or job.owner_id != user.user_id:
             raise NotFound("No such export.", code="export_not_found")
         out = _export_read(job)
-        if job.state == "ready":
+        if job.state == ExportState.READY:
             expires = int(
                 (utcnow() + timedelta(seconds=settings.export_link_ttl_seconds)).timestamp()
             )

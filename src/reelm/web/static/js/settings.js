@@ -72,7 +72,11 @@ async function followExport(id) {
     for (;;) {
       const job = await api("GET", `/api/v1/me/exports/${encodeURIComponent(id)}`);
       bar.value = job.progress ?? 0;
-      step.textContent = job.state === "queued" ? "Waiting for your region's worker…" : `Preparing your file (${job.progress ?? 0}%)`;
+      step.textContent = job.state === "queued"
+        ? "Waiting for your region's worker…"
+        : job.error
+          ? `Preparing your file: an attempt failed, trying again (${job.progress ?? 0}%)`
+          : `Preparing your file (${job.progress ?? 0}%)`;
       if (job.state === "ready") {
         const link = $("#export-link");
         link.href = job.download_url;
