@@ -168,6 +168,7 @@ def test_deleting_shows_the_date_and_what_a_login_does_then_cancel(
     page.get_by_role("button", name="Delete in 30 days").click()
     banner = page.locator(".deletion-pending")
     expect(banner).to_be_visible()
+    expect(page.get_by_role("button", name="Keep my account")).to_be_focused()
     expect(banner.locator(".deletion-date")).not_to_be_empty()
     expect(banner).to_contain_text("log in again before that date")
     date = banner.locator(".deletion-date").inner_text()

@@ -128,6 +128,9 @@ $("#delete-yes")?.addEventListener("click", async () => {
     $(".deletion-none").hidden = true;
     $(".deletion-pending").hidden = false;
     $(".delete-status").textContent = "Deletion scheduled.";
+    // the dialog closed where the button was: bring the banner and its undo into view and focus
+    $(".deletion-pending").scrollIntoView({ block: "center" });
+    $("#delete-cancel").focus();
   } catch (err) {
     $(".delete-status").textContent = err.message;
   }
