@@ -179,6 +179,10 @@ def test_hand_over_to_another_deployment_with_bundle_and_receipt(
         r = web.get(f"/media/{ava.videos[0]}/poster.jpg", follow_redirects=False)
         assert r.status_code == 308
         assert r.headers["location"] == f"{NEW_HOME}/media/{ava.videos[0]}/poster.jpg"
+        versioned = f"/media/v/{ava.videos[0]}/{'0' * 16}/poster.jpg"
+        r = web.get(versioned, follow_redirects=False)
+        assert r.status_code == 308
+        assert r.headers["location"] == f"{NEW_HOME}{versioned}"
         r = web.get(f"/api/v1/videos/{ava.videos[0]}", follow_redirects=False)
         assert r.status_code == 308
         gus = seeded.people["gus_sg"]

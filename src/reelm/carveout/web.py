@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from reelm.carveout.models import MovedVideo
 from reelm.residency.store import Platform
 
-VIDEO_PATH = re.compile(r"^/(?:media|api/v1/videos|v)/([0-9a-f]{32})(?:/|$)")
+VIDEO_PATH = re.compile(r"^/(?:media/v|media|api/v1/videos|v)/([0-9a-f]{32})(?:/|$)")
 """The public URLs of a video: its files, its JSON, its page."""
 
 

@@ -804,7 +804,9 @@ def _video_read(row: VideoRow) -> PublicVideoRead:
     """The public view of a catalogue row. Built without re-validation: every value comes from
     a typed catalogue column (this was a tenth of a page's cost)."""
     fields = {f: getattr(row, f) for f in _READ_FIELDS}
-    return PublicVideoRead.model_construct(**fields, urls=media_urls(row.id))
+    return PublicVideoRead.model_construct(
+        **fields, urls=media_urls(row.id, row.published_at)
+    )
 
 
 def popular_interests(platform: Platform, *, limit: int = 30) -> list[Interest]:

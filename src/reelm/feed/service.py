@@ -38,7 +38,7 @@ MAX_PAGE = 50
 
 def video_read(row: PublishedVideo) -> PublicVideoRead:
     out = PublicVideoRead.model_validate(row)
-    out.urls = media_urls(row.id)
+    out.urls = media_urls(row.id, row.published_at)
     return out
 
 

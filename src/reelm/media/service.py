@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -18,6 +19,8 @@ import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -287,7 +290,7 @@ def _video_read(v: Video) -> VideoRead:
     tags, mentions = parse_caption(v.caption)
     urls = None
     if v.state == VideoState.READY:
-        urls = media_urls(v.id)
+        urls = media_urls(v.id, v.published_at)
     return VideoRead(
         id=v.id,
         state=v.state,
@@ -305,8 +308,23 @@ def _video_read(v: Video) -> VideoRead:
     )
 
 
-def media_urls(video_id: str) -> dict[str, str]:
-    base = f"/media/{video_id}"
+def media_version(video_id: str, published_at: datetime | str) -> str:
+    """The version of a video's media in its URLs. A published video's files never change, so
+    URLs that carry this may be cached for a year; it is derived from when the video was made
+    ready, so every backend and every process computes the same one."""
+    at = datetime.fromisoformat(published_at) if isinstance(published_at, str) else published_at
+    at = (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(UTC)
+    return hashlib.sha256(f"{video_id}:{at:%Y%m%d%H%M%S%f}".encode()).hexdigest()[:16]
+
+
+def media_urls(video_id: str, published_at: datetime | str | None = None) -> dict[str, str]:
+    """A video's HLS, MP4 and poster URLs: versioned (immutable, cacheable for a year) when its
+    publication time is known."""
+    base = (
+        f"/media/{video_id}"
+        if published_at is None
+        else f"/media/v/{video_id}/{media_version(video_id, published_at)}"
+    )
     return {
         "hls": f"{base}/master.m3u8",
         "mp4": f"{base}/video.mp4",
@@ -474,37 +492,56 @@ def get_public_video(
         if row is None or row.visibility != "public":
             raise VideoNotFound()
         out = PublicVideoRead.model_validate(row)
-        out.urls = media_urls(video_id)
+        out.urls = media_urls(video_id, row.published_at)
     annotate_sounds(platform, viewer, [out])
     return out
 
 
-def media_file(platform: Platform, user: CurrentUser | None, video_id: str, name: str) -> Path:
-    """The local file of a published video's media, if `user` may see it.
+@dataclass(frozen=True)
+class MediaFile:
+    """A file of a video that the viewer may fetch, and how it may be cached."""
 
-    Public videos: anyone. Followers-only and private: the creator (followers once follows
-    exist). Files come from the creator's region's blob store."""
+    path: Path
+    public: bool  # anyone may see it: shared caches (a CDN) may keep it
+    version: str  # the version of the video's media (see media_version)
+
+
+def media_file(
+    platform: Platform,
+    user: CurrentUser | None,
+    video_id: str,
+    name: str,
+    *,
+    version: str | None = None,
+) -> MediaFile:
+    """A video's file, if `user` may see it. Public videos: anyone. Followers-only and private:
+    the creator. Files come from the creator's region's blob store. With `version`, only the
+    files of that version of the video's media: a video withdrawn or deleted (or republished
+    with new files) no longer answers its old URLs."""
     if ".." in name.split("/") or not re.fullmatch(r"[A-Za-z0-9_./-]{1,200}", name):
         raise NotFound("No such file.")
     with platform.global_store.session() as g:
         row = g.get(PublishedVideo, video_id)
-        owner_region = (row.creator_id, row.region) if row is not None else None
-        visibility = row.visibility if row is not None else "private"
-    if owner_region is None:
+        found = (row.creator_id, row.region, row.visibility, row.published_at) if row else None
+    if found is None:
         if user is None:
             raise VideoNotFound()
         with platform.region(user.region).session() as s:
             video = s.get(Video, video_id)
             if video is None or video.owner_id != user.user_id or video.state != VideoState.READY:
                 raise VideoNotFound()
-        owner_region = (user.user_id, user.region)
-    elif visibility != "public" and (user is None or user.user_id != owner_region[0]):
+            assert video.published_at is not None
+            found = (user.user_id, user.region, "private", video.published_at)
+    owner, region, visibility, published_at = found
+    if visibility != "public" and (user is None or user.user_id != owner):
         raise VideoNotFound()
-    owner, region = owner_region
+    current = media_version(video_id, published_at)
+    if version is not None and version != current:
+        raise NotFound("No such file.")
     path = platform.region(region).blobs.local_path(f"{owner}/videos/{video_id}/{name}")
     if path is None or not path.is_file():
         raise NotFound("No such file.")
-    return path
+    return MediaFile(path, visibility == "public", current)
 
 
 def describe_upload_limits(settings: Settings) -> dict[str, Any]:

@@ -61,16 +61,37 @@ def _read(path: Path, start: int, length: int) -> Iterator[bytes]:
             yield block
 
 
+IMMUTABLE = "public, max-age=31536000, immutable"
+"""Cache-Control of a public video's versioned files: they never change under their URL."""
+PRIVATE = "private, max-age=3600"
+"""Cache-Control of a file only its viewer may see: never in a shared cache."""
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """`If-None-Match` (RFC 9110 §13.1.2): weak comparison, a list, or `*`."""
+    if header.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(t.strip().removeprefix("W/") == bare for t in header.split(","))
+
+
 def file_response(
     request: Request,
     path: Path,
     *,
     media_type: str | None = None,
     cache: str = "public, max-age=3600",
+    etag: str | None = None,
 ) -> Response:
-    size = os.stat(path).st_size
+    """`path` whole or the byte range asked for, with its validator: a request whose
+    `If-None-Match` names the file's ETag gets a bodiless 304."""
+    st = os.stat(path)
+    size = st.st_size
+    etag = etag or f'"{size:x}-{st.st_mtime_ns:x}"'
     kind = media_type or TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
-    headers = {"Accept-Ranges": "bytes", "Cache-Control": cache}
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": cache, "ETag": etag}
+    if etag_matches(request.headers.get("if-none-match", ""), etag):
+        return Response(status_code=304, headers=headers)
     try:
         wanted = parse_range(request.headers.get("range", ""), size)
     except RangeNotSatisfiable:

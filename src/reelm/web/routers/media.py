@@ -18,6 +18,7 @@ from reelm.web.deps import (
     PlatformDep,
     SettingsDep,
 )
+from reelm.web.ranges import IMMUTABLE, PRIVATE, file_response
 
 router = APIRouter(tags=["create"])
 TUS_VERSION = "1.0.0"
@@ -204,12 +205,32 @@ def public_video(video_id: str, platform: PlatformDep, user: OptionalUserDep) ->
     return service.get_public_video(platform, video_id, user)
 
 
+@router.get("/media/v/{video_id}/{version}/{name:path}", include_in_schema=False)
+def versioned_media(
+    video_id: str,
+    version: str,
+    name: str,
+    request: Request,
+    platform: PlatformDep,
+    user: OptionalUserDep,
+) -> Response:
+    """A video's files under its versioned URL: a public video's are immutable (a CDN keeps
+    them a year); a withdrawn or deleted video's, or another version's, are 404."""
+    found = service.media_file(platform, user, video_id, name, version=version)
+    return file_response(
+        request,
+        found.path,
+        cache=IMMUTABLE if found.public else PRIVATE,
+        etag=f'"{found.version}-{found.path.stat().st_size:x}"',
+    )
+
+
 @router.get("/media/{video_id}/{name:path}", include_in_schema=False)
 def media(
     video_id: str, name: str, request: Request, platform: PlatformDep, user: OptionalUserDep
 ) -> Response:
-    """A published video's files (HLS, MP4, poster) with HTTP Range support."""
-    from reelm.web.ranges import file_response
-
-    path = service.media_file(platform, user, video_id, name)
-    return file_response(request, path)
+    """A published video's files (HLS, MP4, poster) with HTTP Range support, under the URL that
+    names no version (links made before versions; cached an hour only)."""
+    found = service.media_file(platform, user, video_id, name)
+    cache = "public, max-age=3600" if found.public else PRIVATE
+    return file_response(request, found.path, cache=cache)
