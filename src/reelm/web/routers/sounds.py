@@ -9,12 +9,11 @@ from fastapi import APIRouter, Query, Request, Response
 from reelm.sounds import service
 from reelm.sounds.schemas import SongPage, SongRead
 from reelm.web.deps import PlatformDep
-from reelm.web.ranges import file_response
+from reelm.web.ranges import IMMUTABLE, file_response
 
 router = APIRouter(prefix="/api/v1/sounds", tags=["sounds"])
 Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
 # A song's file never changes under its id: caches may keep it.
-_IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 @router.get("")
@@ -44,18 +43,18 @@ def detail(song_id: str, platform: PlatformDep) -> SongRead:
 def audio(song_id: str, request: Request, platform: PlatformDep) -> Response:
     """The song as AAC in an .m4a, with HTTP Range support (players seek with it)."""
     _song, path = service.access_song_file(platform, song_id, "audio")
-    return file_response(request, path, media_type="audio/mp4", cache=_IMMUTABLE)
+    return file_response(request, path, media_type="audio/mp4", cache=IMMUTABLE)
 
 
 @router.get("/{song_id}/preview", response_class=Response)
 def preview(song_id: str, request: Request, platform: PlatformDep) -> Response:
     """30 seconds of the song (its loudest), for browsing, as AAC in an .m4a with Range."""
     _song, path = service.access_song_file(platform, song_id, "preview")
-    return file_response(request, path, media_type="audio/mp4", cache=_IMMUTABLE)
+    return file_response(request, path, media_type="audio/mp4", cache=IMMUTABLE)
 
 
 @router.get("/{song_id}/cover", response_class=Response)
 def cover(song_id: str, request: Request, platform: PlatformDep) -> Response:
     """The song's square cover, a 512 px JPEG."""
     _song, path = service.access_song_file(platform, song_id, "cover")
-    return file_response(request, path, media_type="image/jpeg", cache=_IMMUTABLE)
+    return file_response(request, path, media_type="image/jpeg", cache=IMMUTABLE)
