@@ -343,9 +343,14 @@ def _note_tries(store: RegionStore, waits: dict[str, str], failures: dict[str, s
     return parked
 
 
+MAX_BACKOFF_S = 15
+"""The longest wait between tries: an effect held up by a move applies at most this long after
+the recipient's batch is done (a batch lasts seconds; a whole carve-out can last minutes)."""
+
+
 def _backoff(attempts: int) -> timedelta:
-    """1, 2, 4 … seconds, at most a minute: a carve-out batch lasts about a second."""
-    return timedelta(seconds=min(60, 2 ** min(attempts - 1, 6)))
+    """1, 2, 4, 8, then every MAX_BACKOFF_S seconds."""
+    return timedelta(seconds=min(MAX_BACKOFF_S, 2 ** min(attempts - 1, 6)))
 
 
 def _chunks(ids: list[str], size: int = BATCH) -> Iterator[list[str]]:
