@@ -1,8 +1,8 @@
-"""Autogenerate a migration: `python scripts/new_migration.py region "add likes" r0002 [HEAD]`.
+"""Autogenerate a migration: `python scripts/new_migration.py region "add likes" r0050`.
 
-With several branch heads, name the one to build on (HEAD); the scratch database is at every head.
-
-Builds a scratch SQLite database at head, then diffs the models against it.
+Each kind of database has one line of migrations: give an id that sorts after the head's (the
+new file builds on the head). Builds a scratch SQLite database at the head, then diffs the models
+against it.
 """
 
 import sys
@@ -16,11 +16,10 @@ from reelm.migrations import alembic_config
 from reelm.residency.store import make_engine
 
 kind, message, rev_id = sys.argv[1], sys.argv[2], sys.argv[3]
-head = sys.argv[4] if len(sys.argv) > 4 else "head"
 with tempfile.TemporaryDirectory() as tmp:
     engine = make_engine(f"sqlite:///{Path(tmp) / 'scratch.db'}")
     migrations.upgrade(engine, kind)  # type: ignore[arg-type]
     cfg = alembic_config(kind)  # type: ignore[arg-type]
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id, head=head)
+        command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id, head="head")

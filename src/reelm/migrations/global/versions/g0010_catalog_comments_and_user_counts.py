@@ -1,7 +1,7 @@
 """catalog comments and user counts
 
 Revision ID: g0010
-Revises: g0004
+Revises: g0006
 Create Date: 2026-11-23 18:42:35.698447
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import reelm.db
 
 revision: str = 'g0010'
-down_revision: str | None = 'g0004'
+down_revision: str | None = "g0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

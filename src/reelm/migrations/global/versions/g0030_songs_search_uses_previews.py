@@ -1,10 +1,10 @@
 """songs: full-text search, uses over time, loudness, preview, cover and waveform
 
 Revision ID: g0030
-Revises: g0003
+Revises: g0020
 Create Date: 2026-11-24 10:00:00
 
-On the songs branch. Full-text search is per dialect: on SQLite an FTS5 table that triggers keep
+After the songs table (g0006). Full-text search is per dialect: on SQLite an FTS5 table that triggers keep
 in step with `songs` (every writer, including plain deletes, keeps it right); on PostgreSQL a GIN
 index on `to_tsvector('simple', search_key)`. `search_key` becomes the folded words of
 "title artist" separated by single spaces, so both engines see the very same words.
@@ -20,7 +20,7 @@ from alembic import op
 import reelm.db
 
 revision: str = "g0030"
-down_revision: str | None = "g0003"
+down_revision: str | None = "g0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

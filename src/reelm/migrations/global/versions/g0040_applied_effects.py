@@ -1,7 +1,7 @@
 """effects: the catalog's keys of applied effects
 
 Revision ID: g0040
-Revises: g0005, g0030
+Revises: g0030
 Create Date: 2026-12-03 07:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import reelm.db
 
 revision: str = "g0040"
-down_revision: str | Sequence[str] | None = ("g0005", "g0030")
+down_revision: str | None = "g0030"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

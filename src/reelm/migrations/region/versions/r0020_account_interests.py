@@ -1,11 +1,11 @@
 """accounts: interests picked at sign-up (hashtags, for the For You cold start)
 
 Revision ID: r0020
-Revises: r0001
+Revises: r0010
 Create Date: 2026-11-23 19:00:00
 
-On its own branch off r0001 (where `accounts` was created): the feed's only change to a region
-table, independent of the other domains' migrations.
+Made on a branch of its own off r0001 (where `accounts` was created), the feed's only change to
+a region table; since the history is one line, it follows r0010.
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "r0020"
-down_revision: str | None = "r0001"
+down_revision: str | None = "r0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """effects: the region's outbox, the applied keys of effects it received, idempotent replies
 
 Revision ID: r0030
-Revises: r0005, r0020
+Revises: r0021
 Create Date: 2026-12-03 07:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import reelm.db
 
 revision: str = "r0030"
-down_revision: str | Sequence[str] | None = ("r0005", "r0020")
+down_revision: str | None = "r0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

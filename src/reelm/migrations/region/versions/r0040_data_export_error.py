@@ -1,10 +1,11 @@
 """data_exports: the message of a failed export, shown to its user
 
 Revision ID: r0040
-Revises: r0003
+Revises: r0030
 Create Date: 2026-12-03 07:00:00
 
-On its own branch off r0003 (where `data_exports` was created): only data rights touch it.
+Made on a branch of its own off r0003 (where `data_exports` was created); since the history
+is one line, it follows r0030.
 """
 
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "r0040"
-down_revision: str | None = "r0003"
+down_revision: str | None = "r0030"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

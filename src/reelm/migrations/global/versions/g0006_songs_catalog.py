@@ -1,7 +1,7 @@
 """songs: the catalog of sounds (CATALOG data, files copied to every region)
 
-Revision ID: g0003
-Revises: g0002
+Revision ID: g0006
+Revises: g0004
 Create Date: 2026-11-23 18:39:48.736687
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import reelm.db
 
-revision: str = "g0003"
-down_revision: str | None = "g0002"
+revision: str = "g0006"
+down_revision: str | None = "g0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """index the foreign keys a carve-out deletes through
 
-Revision ID: r0005
-Revises: r0010
+Revision ID: r0021
+Revises: r0020
 Create Date: 2026-11-23 19:17:34.240493
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = 'r0005'
-down_revision: str | None = 'r0010'
+revision: str = "r0021"
+down_revision: str | None = "r0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

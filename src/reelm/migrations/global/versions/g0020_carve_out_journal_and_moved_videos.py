@@ -1,6 +1,6 @@
 """carve-out journal and moved videos
 
-Revision ID: g0005
+Revision ID: g0020
 Revises: g0010
 Create Date: 2026-11-23 18:56:06.489681
 """
@@ -12,8 +12,8 @@ from alembic import op
 
 import reelm.db
 
-revision: str = 'g0005'
-down_revision: str | None = 'g0010'
+revision: str = "g0020"
+down_revision: str | None = "g0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
