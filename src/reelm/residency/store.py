@@ -245,8 +245,28 @@ class RegionStore:
                 removed[obj.owner_id] = obj.__tablename__
         if owners or removed:
             hold_write_fence(session.connection())
-        self.check_owners(owners)
-        self.check_owners({k: v for k, v in removed.items() if k not in owners}, deleting=True)
+        self._check_once(session, owners)
+        self._check_once(
+            session, {k: v for k, v in removed.items() if k not in owners}, deleting=True
+        )
+
+    def _check_once(
+        self, session: Session, owners: dict[str, str], *, deleting: bool = False
+    ) -> None:
+        """`check_owners`, skipping owners this transaction has passed already: the write fence
+        it holds keeps a carve-out from copying them before it ends, so what the Directory
+        said then still holds for the rest of the transaction (one Directory read per
+        transaction instead of one per flush)."""
+        root = session.get_transaction()
+        cached = session.info.get("residency_checked")
+        if cached is None or cached[0] is not root:
+            cached = session.info["residency_checked"] = (root, set(), set())
+        written: set[str] = cached[1]
+        removed: set[str] = cached[2]
+        passed = removed | written if deleting else written
+        todo = {k: v for k, v in owners.items() if k not in passed}
+        self.check_owners(todo, deleting=deleting)
+        (removed if deleting else written).update(todo)
 
     def _check_bulk(self, state: ORMExecuteState) -> None:
         if not (state.is_insert or state.is_update or state.is_delete):
@@ -276,9 +296,11 @@ class RegionStore:
             if where is not None:
                 query = query.where(where)
             current = {str(o): table for o in state.session.execute(query).scalars()}
-        self.check_owners(owners)
-        self.check_owners(
-            {k: v for k, v in current.items() if k not in owners}, deleting=state.is_delete
+        self._check_once(state.session, owners)
+        self._check_once(
+            state.session,
+            {k: v for k, v in current.items() if k not in owners},
+            deleting=state.is_delete,
         )
 
 
