@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from reelm.effects.outbox import Outbox
@@ -158,14 +159,16 @@ def _write_count(catalog: Session, record: CountChange) -> None:
     else:
         if record.field not in USER_COUNTS:
             raise ValueError(record.field)
-        if catalog.get(PublicCounts, record.id) is None:
-            catalog.add(PublicCounts(user_id=record.id))
-            catalog.flush()
+        # one statement: the user's row is made at their first count (an upsert on both
+        # backends, so two dispatchers counting a new user at once never collide)
         column = getattr(PublicCounts, record.field)
+        upsert = postgresql.insert if catalog.get_bind().dialect.name == "postgresql" else sqlite.insert
         catalog.execute(
-            update(PublicCounts)
-            .where(PublicCounts.user_id == record.id)
-            .values({column: column + record.delta})
+            upsert(PublicCounts)
+            .values({"user_id": record.id, record.field: record.delta})
+            .on_conflict_do_update(
+                index_elements=[PublicCounts.user_id], set_={column: column + record.delta}
+            )
         )
 
 
