@@ -43,6 +43,7 @@ def test_pending_effects_move_with_their_owner_and_apply_once_in_the_new_home(
 ) -> None:
     platform = seeded.platform
     ava, finn, gus = (seeded.people[h] for h in ("ava_us", "finn_nz", "gus_sg"))
+    effects.dispatch_all(platform, "sg")  # the seeding's effects, crossed off by the worker
     # ava (moves to us) liked ida's video; nothing of it applied yet
     not_applied = like_and_die_at(seeded, monkeypatch, "effects.target_writing", "ava_us", "ida_de")
     # finn (moves) liked gus's video; applied, not crossed off

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, update
 
 from helpers import make_user, make_video, row_count
+from reelm.accounts.service import access_session
 from reelm.config import Settings
 from reelm.effects import service as effects
 from reelm.effects.models import AppliedEffect, Effect, EffectState
@@ -26,6 +27,7 @@ from reelm.residency.models import ACTIVE, MOVING, DirectoryEntry
 from reelm.residency.scan import do_scan
 from reelm.residency.store import Platform, RegionStore
 from reelm.social.models import Notification
+from reelm.social.service import do_like
 
 
 def h(token: str, **extra: str) -> dict[str, str]:
@@ -107,7 +109,11 @@ def test_like_and_comment_on_a_moving_creators_video_apply_once_after_the_move(
     assert notifications(platform, "sg", people["mei_id"]) == []
     drain(platform)  # the worker's passes while mei is moving change nothing
     assert notifications(platform, "sg", people["mei_id"]) == []
-    assert pending(platform) == 2
+    # the two notifications wait in ava's outbox (mei's own rows are frozen while she moves)
+    assert [e.kind for e in effects.list_effects(platform, regions=["us"])] == [
+        "NotificationRecord",
+        "NotificationRecord",
+    ]
 
     set_state(platform, people["mei_id"], ACTIVE)  # the move ends
     drain(platform)
@@ -237,18 +243,22 @@ def test_a_region_that_is_down_holds_only_the_effects_bound_for_it(
 def test_a_dispatcher_that_dies_after_applying_applies_nothing_twice(
     client: TestClient, platform: Platform, people: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Died(Exception):
-        pass
+    class Died(BaseException):
+        """The process dies there: nothing in reelm catches it."""
 
     def die(name: str) -> None:
         if name == "effects.target_committed":
             raise Died(name)
 
+    drain(platform)  # the videos' publications, crossed off
     monkeypatch.setattr(effects, "crash_point", die)
-    r = client.post(f"/api/v1/videos/{people['mei_video']}/like", headers=h(people["ava"]))
-    assert r.status_code == 200  # the dispatch after the commit died: the like stands
+    ava = access_session(platform, people["ava"])
+    with pytest.raises(Died):  # the process dies in the dispatch right after the commit
+        do_like(platform, ava, people["mei_video"])
+    assert row_count(platform, "us", "likes", people["ava_id"]) == 1  # the like stands
     assert catalog_video(platform, people["mei_video"]).like_count == 1
-    assert pending(platform) == 3  # applied, but not yet crossed off
+    assert notifications(platform, "sg", people["mei_id"]) == []  # died before that one
+    assert pending(platform) == 3  # the counts applied, not crossed off; the notification not
     monkeypatch.undo()
     drain(platform)
     assert pending(platform) == 0

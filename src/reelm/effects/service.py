@@ -113,13 +113,14 @@ def dispatch(
     fails for a reason other than a wait, each is tried alone so one poison effect holds up
     only itself."""
     store = platform.region(region)
+    fresh = emitted is not None
     items = list(emitted) if emitted is not None else _load(
         store, ids=ids, limit=limit, due_only=due_only
     )
     report = DispatchReport(selected=len(items))
     if not items:
         return report
-    blocked = _blocked_lanes(store, items)
+    blocked = _blocked_lanes(platform, store, items)
     homes = platform.directory.homes(
         r for i in items if i.record is not None and (r := _recipient(i.record)) is not None
     )
@@ -137,8 +138,11 @@ def dispatch(
         else:
             _route(item, recipient, homes.get(recipient), groups, outcome)
     for target, group in groups.items():
-        _apply_group(platform, target, group, outcome, blocked)
-    outcome.settle(store, report)
+        _apply_group(platform, target, group, outcome, blocked, fresh=fresh)
+    # Right after an action its applied effects stay in the outbox: crossing them off is one
+    # more transaction in the actor's region per request, and the worker's next pass does it
+    # for many at once (their keys make it apply nothing again).
+    outcome.settle(store, report, cross_off=not fresh)
     return report
 
 
@@ -164,9 +168,10 @@ def _decode(row: Effect) -> Emitted:
     return Emitted(row.id, row.owner_id, row.lane, row.created_at, record, error)
 
 
-def _blocked_lanes(store: RegionStore, items: list[Emitted]) -> set[str]:
+def _blocked_lanes(platform: Platform, store: RegionStore, items: list[Emitted]) -> set[str]:
     """Lanes in which an effect outside this batch, older than the batch's first of that lane,
-    is still waiting or parked."""
+    is still waiting or parked (one already applied, whose row the worker has not crossed off
+    yet, does not count: lanes are the catalog's, so its key is there)."""
     first: dict[str, datetime] = {}
     for item in items:
         if item.lane is not None and item.lane not in first:
@@ -174,12 +179,19 @@ def _blocked_lanes(store: RegionStore, items: list[Emitted]) -> set[str]:
     if not first:
         return set()
     with store.session() as s:
-        older = s.execute(
-            select(Effect.lane, func.min(Effect.created_at))
-            .where(Effect.lane.in_(list(first)), Effect.id.not_in([i.id for i in items]))
-            .group_by(Effect.lane)
+        rows = s.execute(
+            select(Effect.id, Effect.lane, Effect.created_at).where(
+                Effect.lane.in_(list(first)), Effect.id.not_in([i.id for i in items])
+            )
         ).all()
-    return {lane for lane, at in older if lane is not None and at <= first[lane]}
+    older: list[tuple[str, str]] = [
+        (i, lane) for i, lane, at in rows if lane is not None and at <= first[lane]
+    ]
+    if not older:
+        return set()
+    with platform.global_store.session() as g:
+        applied = _keys_present(g, AppliedEffect, [i for i, _ in older])
+    return {lane for i, lane in older if i not in applied}
 
 
 def _recipient(record: PublicRecord) -> str | None:
@@ -205,10 +217,16 @@ def _route(
 
 
 def _apply_group(
-    platform: Platform, target: str, group: list[Emitted], outcome: _Outcome, blocked: set[str]
+    platform: Platform,
+    target: str,
+    group: list[Emitted],
+    outcome: _Outcome,
+    blocked: set[str],
+    *,
+    fresh: bool = False,
 ) -> None:
     try:
-        _apply(platform, target, group)
+        _apply(platform, target, group, fresh=fresh)
         outcome.applied += [i.id for i in group]
         return
     except _Wait as e:
@@ -236,30 +254,35 @@ def _apply_group(
             blocked.add(item.lane)
 
 
-def _apply(platform: Platform, target: str, group: list[Emitted]) -> None:
-    """Write `group`'s records at `target` with their keys, in one transaction there."""
+def _apply(platform: Platform, target: str, group: list[Emitted], *, fresh: bool = False) -> None:
+    """Write `group`'s records at `target` with their keys, in one transaction there.
+
+    `fresh`: effects an action emitted a moment ago, almost never applied yet, so their keys
+    are inserted without looking first; if one is there (another dispatcher was quicker), the
+    insert fails, the transaction rolls back, and the group is applied again looking first."""
     ids = [i.id for i in group]
     try:
         if target == CATALOG:
             with platform.global_store.transaction() as g:
-                done = set(g.scalars(select(AppliedEffect.id).where(AppliedEffect.id.in_(ids))))
-                for item in group:
-                    if item.id not in done:
-                        g.add(AppliedEffect(id=item.id))
-                        egress(g, item.record)
+                done = set() if fresh else _keys_present(g, AppliedEffect, ids)
+                todo = [i for i in group if i.id not in done]
+                if todo:
+                    g.add_all(AppliedEffect(id=i.id) for i in todo)
+                    g.flush()
+                for item in todo:
+                    egress(g, item.record)
                 g.flush()
                 crash_point("effects.target_writing")
         else:
             with platform.region(target).transaction() as r:
-                done = set(
-                    r.scalars(select(ReceivedEffect.id).where(ReceivedEffect.id.in_(ids)))
-                )
-                for item in group:
-                    if item.id not in done:
-                        assert item.record is not None
-                        owner = _recipient(item.record)
-                        r.add(ReceivedEffect(id=item.id, owner_id=owner))
-                        egress(r, item.record)
+                done = set() if fresh else _keys_present(r, ReceivedEffect, ids)
+                todo = [i for i in group if i.id not in done]
+                for item in todo:
+                    assert item.record is not None
+                    r.add(ReceivedEffect(id=item.id, owner_id=_recipient(item.record)))
+                r.flush()
+                for item in todo:
+                    egress(r, item.record)
                 r.flush()
                 crash_point("effects.target_writing")
     except (TryAgainLater, OperationalError) as e:
@@ -271,12 +294,19 @@ def _apply(platform: Platform, target: str, group: list[Emitted]) -> None:
         # another dispatcher applied one of these at the same moment: its key is there now
         if _all_applied(platform, target, ids):
             return
+        if fresh:
+            _apply(platform, target, group)
+            return
         raise e
     except DBAPIError as e:
         if e.connection_invalidated:
             raise _Wait(f"{type(e).__name__}: {e}") from e
         raise
     crash_point("effects.target_committed")
+
+
+def _keys_present(session: Session, key: type[AppliedEffect | ReceivedEffect], ids: list[str]) -> set[str]:
+    return set(session.scalars(select(key.id).where(key.id.in_(ids))))
 
 
 def _all_applied(platform: Platform, target: str, ids: list[str]) -> bool:
@@ -306,8 +336,8 @@ class _Outcome:
         log.info("effect %s discarded: %s", item.id, why)
         self.discarded.append(item.id)
 
-    def settle(self, store: RegionStore, report: DispatchReport) -> None:
-        done = self.applied + self.discarded
+    def settle(self, store: RegionStore, report: DispatchReport, *, cross_off: bool) -> None:
+        done = (self.applied if cross_off else []) + self.discarded
         try:
             for chunk in _chunks(done):
                 with store.transaction() as s:
