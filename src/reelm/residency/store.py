@@ -244,7 +244,7 @@ class RegionStore:
             if isinstance(obj, RegionModel) and obj.owner_id is not None:
                 removed[obj.owner_id] = obj.__tablename__
         if owners or removed:
-            hold_write_fence(session.connection())
+            _fence_once(session)
         self._check_once(session, owners)
         self._check_once(
             session, {k: v for k, v in removed.items() if k not in owners}, deleting=True
@@ -287,7 +287,7 @@ class RegionStore:
                 owners[str(getattr(val, "value", val))] = table
         if state.is_insert and not owners and not rows:
             raise ResidencyViolation(f"{table}: bulk insert without owner_id refused")
-        hold_write_fence(state.session.connection())
+        _fence_once(state.session)
         current: dict[str, str] = {}
         if not state.is_insert:
             # the owners of the rows an UPDATE or DELETE touches, from its own WHERE clause
@@ -309,6 +309,15 @@ MOVING_RETRY_AFTER = 3
 carve-out takes about a second; see docs/carveout.md)."""
 
 _FENCE_KEY = 0x7265656C6D  # "reelm": the PostgreSQL advisory lock key of the write fence
+
+
+def _fence_once(session: Session) -> None:
+    """`hold_write_fence` for the session's current transaction, taken at its first protected
+    write (it is held until the transaction ends; taking it again is a wasted round trip)."""
+    root = session.get_transaction()
+    if session.info.get("write_fence") is not root:
+        hold_write_fence(session.connection())
+        session.info["write_fence"] = root
 
 
 def hold_write_fence(connection: Connection) -> None:
