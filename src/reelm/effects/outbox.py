@@ -28,6 +28,7 @@ class Emitted:
     created_at: datetime
     record: PublicRecord | None  # None: the payload could not be read back (a poison effect)
     error: str | None = None
+    region: str | None = None  # where the action believed the recipient lives (a hint only)
 
 
 class Outbox:
@@ -42,9 +43,11 @@ class Outbox:
     def ids(self) -> list[str]:
         return [e.id for e in self.emitted]
 
-    def emit(self, record: PublicRecord) -> None:
+    def emit(self, record: PublicRecord, *, region: str | None = None) -> None:
         """Queue `record` for where it lands. It is checked as Egress checks it, now: a record
-        that may not leave the region fails the action, before anything commits."""
+        that may not leave the region fails the action, before anything commits. `region`: the
+        recipient's home as the action read it, so the dispatch right after the commit need
+        not read it again (the target's residency check still decides)."""
         checked = check_public(record)
         lane = destination(checked).lane
         effect = Effect(
@@ -58,5 +61,7 @@ class Outbox:
         )
         self.session.add(effect)
         self.emitted.append(
-            Emitted(effect.id, self.owner_id, effect.lane, effect.created_at, checked)
+            Emitted(
+                effect.id, self.owner_id, effect.lane, effect.created_at, checked, region=region
+            )
         )

@@ -122,7 +122,9 @@ def dispatch(
         return report
     blocked = _blocked_lanes(platform, store, items)
     homes = platform.directory.homes(
-        r for i in items if i.record is not None and (r := _recipient(i.record)) is not None
+        r
+        for i in items
+        if i.record is not None and i.region is None and (r := _recipient(i.record)) is not None
     )
     outcome = _Outcome()
     groups: dict[str, list[Emitted]] = {}
@@ -135,6 +137,10 @@ def dispatch(
                 blocked.add(item.lane)
         elif (recipient := _recipient(item.record)) is None:
             groups.setdefault(CATALOG, []).append(item)
+        elif item.region is not None:
+            # the action's hint: a wrong one fails the target's residency check, and the
+            # next pass routes by the Directory
+            groups.setdefault(item.region, []).append(item)
         else:
             _route(item, recipient, homes.get(recipient), groups, outcome)
     for target, group in groups.items():

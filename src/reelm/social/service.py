@@ -127,7 +127,8 @@ def _notify(
             video_id=video_id,
             comment_id=comment_id,
             snippet=snippet[:200],
-        )
+        ),
+        region=recipient.region,
     )
 
 
