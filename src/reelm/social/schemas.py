@@ -203,25 +203,25 @@ class NotificationRecord(PublicRecord):
     snippet: str = ""
 
 
-def _sever_follow(region: Session, record: FollowSevered) -> None:
-    """End the recipient's follow of `followee_id`, in the recipient's region. The counters it
-    held move as the recipient's own effects, emitted in this same transaction."""
-    row = region.scalar(
-        select(Follow).where(
-            Follow.owner_id == record.recipient_id, Follow.followee_id == record.followee_id
-        )
+def end_follow(session: Session, outbox: Outbox, follower_id: str, followee_id: str) -> None:
+    """Delete `follower_id`'s follow of `followee_id` (their row, in `session`'s region, which
+    must be theirs); an active one's counters change as the follower's effects in `outbox`."""
+    row = session.scalar(
+        select(Follow).where(Follow.owner_id == follower_id, Follow.followee_id == followee_id)
     )
     if row is None:
         return
     if row.state == FollowStatus.ACTIVE:
-        outbox = Outbox(region, record.recipient_id)
-        for user_id, kind in (
-            (record.followee_id, CounterKind.FOLLOWERS),
-            (record.recipient_id, CounterKind.FOLLOWING),
-        ):
+        for user_id, kind in ((followee_id, CounterKind.FOLLOWERS), (follower_id, CounterKind.FOLLOWING)):
             outbox.emit(CountChange(target="user", id=user_id, field=kind, delta=-1))
-    region.delete(row)
-    region.flush()
+    session.delete(row)
+    session.flush()
+
+
+def _sever_follow(region: Session, record: FollowSevered) -> None:
+    """End the recipient's follow of `followee_id`, in the recipient's region, emitting its
+    counter changes as the recipient's own effects in this same transaction."""
+    end_follow(region, Outbox(region, record.recipient_id), record.recipient_id, record.followee_id)
 
 
 @public_schema(_sever_follow, recipient="recipient_id")

@@ -13,7 +13,6 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from reelm.accounts.models import Account
 from reelm.accounts.service import CurrentUser
@@ -60,6 +59,7 @@ from reelm.social.schemas import (
     NotificationRecord,
     PublicCommentRecord,
     WatchBatch,
+    end_follow,
 )
 from reelm.text import parse_caption
 
@@ -235,21 +235,7 @@ def do_unfollow(platform: Platform, user: CurrentUser, handle: str) -> FollowSta
 
 def _remove_follow(platform: Platform, follower: Person, followee: Person) -> None:
     with action(platform, follower.region, follower.user_id) as (s, outbox):
-        _remove_my_follow(s, outbox, follower, followee)
-
-
-def _remove_my_follow(s: Session, outbox: Outbox, follower: Person, followee: Person) -> None:
-    row = s.scalar(
-        select(Follow).where(
-            Follow.owner_id == follower.user_id, Follow.followee_id == followee.user_id
-        )
-    )
-    if row is None:
-        return
-    if row.state == FollowStatus.ACTIVE:
-        _count_follow(outbox, follower, followee, -1)
-    s.delete(row)
-    s.flush()
+        end_follow(s, outbox, follower.user_id, followee.user_id)
 
 
 def do_answer_follow_request(
@@ -456,7 +442,7 @@ def do_block(platform: Platform, user: CurrentUser, handle: str, *, blocked: boo
             with action(platform, me.region, me.user_id) as (s, outbox):
                 s.add(Block(owner_id=me.user_id, target_id=them.user_id))
                 s.flush()
-                _remove_my_follow(s, outbox, me, them)
+                end_follow(s, outbox, me.user_id, them.user_id)
                 outbox.emit(FollowSevered(recipient_id=them.user_id, followee_id=me.user_id))
         except IntegrityError:
             return
