@@ -354,3 +354,28 @@ def test_effects_cli_lists_parked_effects_and_puts_them_back(tmp_path: Path) -> 
     retried = reelm("effects", "retry", bad)
     assert retried.returncode == 0
     assert "1 effect(s) put back" in retried.stdout
+
+
+def test_the_workers_hourly_prune_drops_old_keys_and_replies_only(
+    client: TestClient, platform: Platform, people: dict[str, str]
+) -> None:
+    from datetime import timedelta
+
+    from reelm.effects.idempotency import prune_replies
+    from reelm.effects.models import IdempotentReply, ReceivedEffect
+
+    url = f"/api/v1/videos/{people['mei_video']}/comments"
+    for key in ("old", "new"):
+        client.post(url, headers=h(people["ava"], **{"Idempotency-Key": key}), json={"text": key})
+    with platform.region("us").transaction() as s:
+        s.execute(update(IdempotentReply).where(IdempotentReply.key == "old")
+                  .values(created_at=effects.utcnow() - timedelta(hours=25)))  # fmt: skip
+    assert prune_replies(platform, "us") == 1
+    assert row_count(platform, "us", "idempotent_replies", people["ava_id"]) == 1
+    later = effects.utcnow() + effects.KEY_RETENTION + timedelta(minutes=1)
+    with platform.region("sg").session() as s:
+        assert s.scalar(select(ReceivedEffect.id)) is not None  # mei's notifications' keys
+    assert effects.prune_keys(platform, "us") == 0  # nothing is old enough yet
+    assert effects.prune_keys(platform, "sg", now=later) > 0
+    with platform.global_store.session() as g:
+        assert g.scalar(select(AppliedEffect.id)) is None

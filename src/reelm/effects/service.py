@@ -32,12 +32,14 @@ from sqlalchemy.orm import Session
 import reelm.all_schemas  # noqa: F401  (every PUBLIC schema registered, by name)
 from reelm.carveout.crash import crash_point
 from reelm.db import utcnow
+from reelm.effects.idempotency import prune_replies
 from reelm.effects.models import AppliedEffect, Effect, EffectState, ReceivedEffect
 from reelm.effects.outbox import Emitted, Outbox
 from reelm.errors import EgressRefused, ResidencyViolation, TryAgainLater
 from reelm.residency.egress import PublicRecord, destination, egress, schema_named
 from reelm.residency.models import ACTIVE, DELETED
 from reelm.residency.store import Home, Platform, RegionStore
+from reelm.sql import chunks
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +101,11 @@ def dispatch(
     platform: Platform,
     region: str,
     *,
-    ids: Sequence[str] | None = None,
     emitted: Sequence[Emitted] | None = None,
     limit: int = BATCH,
     due_only: bool = True,
 ) -> DispatchReport:
-    """Apply pending effects of `region`'s outbox: `ids`, or the oldest due ones (with
+    """Apply pending effects of `region`'s outbox: the oldest due ones (with
     `due_only=False`, also those still waiting out their backoff), or those an action has just
     `emitted`, as it holds them (if another dispatcher applied one meanwhile, its key says so).
 
@@ -114,9 +115,7 @@ def dispatch(
     only itself."""
     store = platform.region(region)
     fresh = emitted is not None
-    items = list(emitted) if emitted is not None else _load(
-        store, ids=ids, limit=limit, due_only=due_only
-    )
+    items = list(emitted) if emitted is not None else _load(store, limit=limit, due_only=due_only)
     report = DispatchReport(selected=len(items))
     if not items:
         return report
@@ -152,14 +151,10 @@ def dispatch(
     return report
 
 
-def _load(
-    store: RegionStore, *, ids: Sequence[str] | None, limit: int, due_only: bool
-) -> list[Emitted]:
+def _load(store: RegionStore, *, limit: int, due_only: bool) -> list[Emitted]:
     with store.session() as s:
         q = select(Effect).where(Effect.state == EffectState.PENDING)
-        if ids is not None:
-            q = q.where(Effect.id.in_(list(ids)))
-        elif due_only:
+        if due_only:
             q = q.where(Effect.next_attempt_at <= utcnow())
         rows = list(s.scalars(q.order_by(Effect.created_at, Effect.ordinal).limit(limit)))
     return [_decode(row) for row in rows]
@@ -345,7 +340,7 @@ class _Outcome:
     def settle(self, store: RegionStore, report: DispatchReport, *, cross_off: bool) -> None:
         done = (self.applied if cross_off else []) + self.discarded
         try:
-            for chunk in _chunks(done):
+            for chunk in chunks(done, BATCH):
                 with store.transaction() as s:
                     s.execute(delete(Effect).where(Effect.id.in_(chunk)))
         except (TryAgainLater, OperationalError) as e:
@@ -389,11 +384,6 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(MAX_BACKOFF_S, 2 ** min(attempts - 1, 6)))
 
 
-def _chunks(ids: list[str], size: int = BATCH) -> Iterator[list[str]]:
-    for i in range(0, len(ids), size):
-        yield ids[i : i + size]
-
-
 # --- the worker's loop, and what operators see ---------------------------------------------------
 
 
@@ -412,13 +402,15 @@ def run_dispatcher(
     platform: Platform, region: str, stop: threading.Event, *, interval: float = 2.0
 ) -> None:
     """The region worker's dispatcher: a pass every `interval` seconds until `stop` is set,
-    and once an hour the applied keys past KEY_RETENTION are pruned."""
+    and once an hour the applied keys past KEY_RETENTION and the idempotent replies past
+    their day are pruned."""
     pruned_at = utcnow() - timedelta(hours=2)
     while not stop.is_set():
         try:
             dispatch_all(platform, region)
             if utcnow() - pruned_at > timedelta(hours=1):
                 prune_keys(platform, region)
+                prune_replies(platform, region)
                 pruned_at = utcnow()
         except Exception:
             log.exception("region %s: dispatcher pass failed; trying again", region)
