@@ -10,7 +10,7 @@ time, CPU time, SQL statements and commits per database to `out`.
 
 With the outbox (the code has `reelm.effects.service`), each action is measured twice over:
 the whole call as the endpoint runs it, and then, on fresh pairs, split into the action's own
-commit (dispatch held back) and the inline dispatch of its effects (`dispatch(…, ids=…)`, what
+commit (dispatch held back) and the inline dispatch of its effects (`dispatch(…, emitted=…)`, what
 `action` runs right after the commit).
 """
 

@@ -127,6 +127,19 @@ class Call:
         return head.encode() + payload
 
 
+@dataclass(frozen=True)
+class AuthCall(Call):
+    """A request with a session token as its bearer token."""
+
+    token: str = ""
+
+    def encode(self, host: str) -> bytes:
+        raw = super().encode(host)
+        head, sep, rest = raw.partition(b"\r\n")
+        return head + sep + f"Authorization: Bearer {self.token}\r\n".encode() + rest
+
+
+
 @dataclass
 class Phase:
     """The result of driving one endpoint."""

@@ -71,7 +71,7 @@ from bench._common import (
     reelm_command,
     reelm_env,
 )
-from bench._http import Call, Phase, Server, drive, ping, serve
+from bench._http import AuthCall, Call, Phase, Server, drive, ping, serve
 
 TITLE = "Effects: likes and comments over HTTP before and after the outbox; dispatcher effects/s"
 
@@ -244,18 +244,6 @@ def seed(d: Deployment, scale: Scale) -> None:
 
 
 # ---- driving ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuthCall(Call):
-    """A request with a session token as bearer token."""
-
-    token: str = ""
-
-    def encode(self, host: str) -> bytes:
-        raw = super().encode(host)
-        head, sep, rest = raw.partition(b"\r\n")
-        return head + sep + f"Authorization: Bearer {self.token}\r\n".encode() + rest
 
 
 class Actions:

@@ -47,7 +47,7 @@ from bench._common import (
     reelm_command,
     reelm_env,
 )
-from bench._http import Call, Phase, Server, drive, ping, serve
+from bench._http import AuthCall, Call, Phase, Server, drive, ping, serve
 
 TITLE = "Feed: For You and Following under load, against the bare endpoint"
 
@@ -413,18 +413,6 @@ class Scrolling:
         st["cursor"], st["page"], st["waiting"] = page["next_cursor"], st["page"] + 1, False
         self.items += len(page["items"])
         self.empty += not page["items"]
-
-
-@dataclass(frozen=True)
-class AuthCall(Call):
-    """A request with the viewer's session token as a bearer token."""
-
-    token: str = ""
-
-    def encode(self, host: str) -> bytes:
-        raw = super().encode(host)
-        head, sep, rest = raw.partition(b"\r\n")
-        return head + sep + f"Authorization: Bearer {self.token}\r\n".encode() + rest
 
 
 def following_calls(viewers: list[tuple[str, str, bool]], clients: int) -> Any:
