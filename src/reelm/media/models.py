@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reelm.db import ID, GlobalModel, RegionModel, UTCDateTime, new_id, utcnow
@@ -82,6 +82,8 @@ class PublishedVideo(GlobalModel):
     visibility: Mapped[str] = mapped_column(String(16))
     allow_comments: Mapped[bool] = mapped_column(Boolean, default=True)
     allow_sound_reuse: Mapped[bool] = mapped_column(Boolean, default=True)
+    # never shown to viewers under 18 nor to anonymous ones (see accounts/age.py)
+    age_restricted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     sound_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
     duration_s: Mapped[float] = mapped_column(Float)
     width: Mapped[int] = mapped_column(Integer)

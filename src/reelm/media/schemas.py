@@ -240,6 +240,8 @@ class PublicVideoRecord(PublicRecord):
     width: int
     height: int
     published_at: datetime
+    # set from the video's moderation state in its region: never shown to viewers under 18
+    age_restricted: bool = False
     like_count: int = 0
     comment_count: int = 0
     share_count: int = 0
