@@ -7,6 +7,7 @@ public counters) without importing the dispatcher.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,6 +32,20 @@ class Emitted:
     region: str | None = None  # where the action believed the recipient lives (a hint only)
 
 
+Federator = Callable[[Session, str, PublicRecord, "str | None"], bool]
+"""Given (the action's session, its actor, a record being emitted, its region hint): whether
+the record is still emitted as an effect. Federation adds its deliveries to other servers to
+the same session, so they commit with the action or not at all."""
+_FEDERATORS: list[Federator] = []
+
+
+def federate_with(federator: Federator) -> None:
+    """Register the federation's view of every emitted record (reelm.federation does, when its
+    schemas are imported): what a local action sends a remote actor becomes a delivery."""
+    if federator not in _FEDERATORS:
+        _FEDERATORS.append(federator)
+
+
 class Outbox:
     """The effects of one action, added to the action's region transaction."""
 
@@ -49,6 +64,11 @@ class Outbox:
         recipient's home as the action read it, so the dispatch right after the commit need
         not read it again (the target's residency check still decides)."""
         checked = check_public(record)
+        keep = True
+        for federator in _FEDERATORS:
+            keep = federator(self.session, self.owner_id, checked, region) and keep
+        if not keep:
+            return
         lane = destination(checked).lane
         effect = Effect(
             id=new_id(),

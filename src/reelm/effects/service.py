@@ -37,7 +37,7 @@ from reelm.effects.models import AppliedEffect, Effect, EffectState, ReceivedEff
 from reelm.effects.outbox import Emitted, Outbox
 from reelm.errors import EgressRefused, ResidencyViolation, TryAgainLater
 from reelm.residency.egress import PublicRecord, destination, egress, schema_named
-from reelm.residency.models import ACTIVE, DELETED
+from reelm.residency.models import ACTIVE, DELETED, REMOTE, REMOTE_REGION
 from reelm.residency.store import Home, Platform, RegionStore
 from reelm.sql import chunks
 
@@ -136,6 +136,8 @@ def dispatch(
                 blocked.add(item.lane)
         elif (recipient := _recipient(item.record)) is None:
             groups.setdefault(CATALOG, []).append(item)
+        elif item.region == REMOTE_REGION:
+            outcome.discard(item, "its recipient is on another server (federation delivers)")
         elif item.region is not None:
             # the action's hint: a wrong one fails the target's residency check, and the
             # next pass routes by the Directory
@@ -211,6 +213,8 @@ def _route(
     """Add an effect bound for a user's region to the group of that region, as of now."""
     if home is None or home.state == DELETED:
         outcome.discard(item, f"recipient {recipient} no longer exists")
+    elif home.state == REMOTE:
+        outcome.discard(item, f"recipient {recipient} is on another server (federation delivers)")
     elif home.state != ACTIVE:
         outcome.wait(item, f"recipient {recipient} is {home.state}")
     else:

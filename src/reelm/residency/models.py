@@ -19,9 +19,14 @@ class UserState(StrEnum):
     ACTIVE = "active"
     MOVING = "moving"
     DELETED = "deleted"
+    REMOTE = "remote"  # an ActivityPub actor of another server: public data only, no home here
 
 
-PENDING, ACTIVE, MOVING, DELETED = UserState
+PENDING, ACTIVE, MOVING, DELETED, REMOTE = UserState
+REMOTE_REGION = "~remote"
+"""The `home_region` of a remote actor's Directory entry: no region of any policy has this name,
+so nothing protected can ever be written for a remote actor, and the dispatcher hands what is
+addressed to one to federation (see `effects.outbox.federate_with`)."""
 
 
 class DirectoryEntry(GlobalModel):
