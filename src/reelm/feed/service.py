@@ -21,7 +21,7 @@ from reelm.feed.schemas import (
 from reelm.media.models import PublishedVideo, VideoTag
 from reelm.media.schemas import PublicVideoRead
 from reelm.media.service import media_urls
-from reelm.residency.models import ACTIVE, DirectoryEntry, PublicProfile
+from reelm.residency.models import ACTIVE, REMOTE_REGION, DirectoryEntry, PublicProfile
 from reelm.residency.store import Platform
 from reelm.social.models import NotInterested, PublicCounts
 from reelm.social.service import (
@@ -36,10 +36,28 @@ from reelm.social.service import (
 MAX_PAGE = 50
 
 
-def video_read(row: PublishedVideo) -> PublicVideoRead:
+def video_read(row: PublishedVideo, remote: dict[str, dict[str, str]] | None = None) -> PublicVideoRead:
     out = PublicVideoRead.model_validate(row)
     out.urls = media_urls(row.id, row.published_at)
+    if row.region == REMOTE_REGION:  # a video of another server: its own links
+        out.urls = (remote or {}).get(row.id, {})
     return out
+
+
+def remote_urls(platform: Platform, rows: list[PublishedVideo]) -> dict[str, dict[str, str]]:
+    """The media links of the remote videos among `rows` (federation keeps them)."""
+    ids = [r.id for r in rows if r.region == REMOTE_REGION]
+    if not ids:
+        return {}
+    from reelm.federation.models import RemoteObject
+
+    with platform.global_store.session() as g:
+        found = list(g.scalars(select(RemoteObject).where(RemoteObject.id.in_(ids))))
+    return {
+        o.id: {k: v for k, v in (("hls", o.hls_url), ("mp4", o.mp4_url), ("poster", o.poster_url),
+                                 ("page", o.page_url)) if v}  # fmt: skip
+        for o in found
+    }
 
 
 def _me(user: CurrentUser | None) -> Person | None:
@@ -99,9 +117,11 @@ def following_feed(
     rows, nxt = _newest_page(
         platform, query, cursor=cursor, limit=limit, hidden=hidden_creators(platform, me)
     )
+    remote = remote_urls(platform, rows)
     return FeedPage(
         items=[
-            FeedItem(video=video_read(r), reason=f"You follow @{r.creator_handle}") for r in rows
+            FeedItem(video=video_read(r, remote), reason=f"You follow @{r.creator_handle}")
+            for r in rows
         ],
         next_cursor=nxt,
     )

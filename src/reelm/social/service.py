@@ -31,7 +31,7 @@ from reelm.errors import (
 from reelm.media.models import PublishedVideo, Video
 from reelm.media.publish import creator_handle, emit_publication
 from reelm.residency.egress import egress
-from reelm.residency.models import ACTIVE, MOVING, DirectoryEntry
+from reelm.residency.models import ACTIVE, MOVING, REMOTE, REMOTE_REGION, DirectoryEntry
 from reelm.residency.store import Platform
 from reelm.social.models import (
     Block,
@@ -73,9 +73,11 @@ class Person:
     region: str
 
 
-LIVE = (ACTIVE, MOVING)
+LIVE = (ACTIVE, MOVING, REMOTE)
 """Users others can act on: a user whose data a carve-out is moving is still there (what is
-sent to them waits in the sender's outbox until the move is over)."""
+sent to them waits in the sender's outbox until the move is over); a remote actor (federation
+delivers what is sent to them). A remote actor's handle key is never a local handle, so
+`person_by_handle` finds local users only."""
 
 
 def person_by_handle(platform: Platform, handle: str) -> Person:
@@ -141,6 +143,8 @@ def _count_follow(outbox: Outbox, follower: Person, followee: Person, delta: int
 
 
 def blocks(platform: Platform, owner: Person, target_id: str) -> bool:
+    if owner.region == REMOTE_REGION:
+        return False  # a remote actor's own blocks are its server's business
     with platform.region(owner.region).session() as s:
         return (
             s.scalar(
