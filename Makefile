@@ -24,23 +24,34 @@ browser: ## install Debian's Chromium (and an emoji font for its screenshots) wh
 	@command -v chromium >/dev/null && test -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf \
 	  || { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; }
 
+PEER := tests/federation/fedify_peer
+PEER_STAMP := $(PEER)/node_modules/.installed-$(shell cat $(PEER)/package-lock.json | cksum | cut -d' ' -f1)
+
+$(PEER_STAMP): $(PEER)/package-lock.json
+	@command -v npm >/dev/null || { apt-get -o DPkg::Lock::Timeout=900 update -qq && apt-get -o DPkg::Lock::Timeout=900 install -y -qq nodejs npm >/dev/null; }
+	cd $(PEER) && npm ci --no-audit --no-fund --loglevel=error
+	@rm -f $(PEER)/node_modules/.installed-* && touch $(PEER_STAMP)
+
+.PHONY: fedify-peer
+fedify-peer: $(PEER_STAMP) ## install Node.js if missing and the Fedify peer the federation interop tests start (npm ci)
+
 .PHONY: run
 run: $(STAMP) static ## set up a data folder with demo regions, users and videos, then serve reelm at http://127.0.0.1:8000
 	$(BIN)/reelm demo
 	$(BIN)/reelm serve
 
 .PHONY: test
-test: $(STAMP) static browser ## install what the tests need; lint, then the whole suite on SQLite and on PostgreSQL
+test: $(STAMP) static browser fedify-peer ## install what the tests need; lint, then the whole suite on SQLite and on PostgreSQL
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgresql
 
 .PHONY: test-sqlite
-test-sqlite: $(STAMP) static browser ## the suite on SQLite files
+test-sqlite: $(STAMP) static browser fedify-peer ## the suite on SQLite files
 	REELM_TEST_DB=sqlite $(BIN)/pytest -q $(PYTEST_ARGS)
 
 .PHONY: test-postgresql
-test-postgresql: $(STAMP) ## the suite on a real PostgreSQL 16 server that the run starts itself (pgserver); browser tests run in the SQLite pass only
+test-postgresql: $(STAMP) fedify-peer ## the suite on a real PostgreSQL 16 server that the run starts itself (pgserver); browser tests run in the SQLite pass only
 	REELM_TEST_DB=postgresql $(BIN)/pytest -q -m "not e2e" $(PYTEST_ARGS)
 
 .PHONY: lint

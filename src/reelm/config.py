@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -99,6 +100,44 @@ class Settings(BaseSettings):
         description="Every how many minutes each region's worker retrains that region's For You "
         "model and refreshes its candidate pools (and once when the worker starts, if the model "
         "is missing or older).",
+    )
+    federation_base_url: str | None = Field(
+        default=None,
+        description="The public origin of this deployment for ActivityPub (e.g. "
+        "`https://reelm.example`): actor ids, WebFinger and inboxes are under it. Unset: "
+        "federation is off and its endpoints answer 404.",
+    )
+    federation_mode: Literal["allowlist", "open"] = Field(
+        default="allowlist",
+        description="`allowlist`: federate only with instances `reelm federation allow` named; "
+        "`open`: with every instance not blocked.",
+    )
+    federation_max_body_bytes: int = Field(
+        default=262_144, ge=1024, description="Largest inbound activity accepted (413 above)."
+    )
+    federation_signature_skew_seconds: int = Field(
+        default=300,
+        ge=10,
+        description="How far a signed request's Date may be from now before it is refused as "
+        "a replay (401).",
+    )
+    federation_max_tries: int = Field(
+        default=10,
+        ge=1,
+        description="Tries of one outbound delivery before it is parked in the dead-letter "
+        "list (`reelm federation deliveries`).",
+    )
+    federation_retry_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Wait before a failed delivery's second try; each further wait doubles, "
+        "up to six hours.",
+    )
+    federation_loopback_http_for_tests: bool = Field(
+        default=False,
+        description="TEST ONLY: let federation fetch and deliver over plain http and to "
+        "loopback or private addresses (two deployments or a test peer on one machine). Never "
+        "in production: it opens the server to request forgery against internal addresses.",
     )
     host: str = Field(default="127.0.0.1", description="Address `reelm serve` listens on.")
     port: int = Field(default=8000, description="Port `reelm serve` listens on.")

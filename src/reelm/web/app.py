@@ -17,7 +17,17 @@ from reelm.config import Settings
 from reelm.errors import FieldErrors, InvalidInput, RateLimited, ReelmError, TryAgainLater
 from reelm.residency.service import open_platform
 from reelm.residency.store import Platform
-from reelm.web.routers import accounts, audit, feed, media, pages, social, sounds, staff
+from reelm.web.routers import (
+    accounts,
+    audit,
+    federation,
+    feed,
+    media,
+    pages,
+    social,
+    sounds,
+    staff,
+)
 from reelm.web.security import SecurityMiddleware
 from reelm.web.templating import make_templates
 
@@ -93,5 +103,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.include_router(pages.router)
     app.include_router(audit.router)
     app.include_router(sounds.router)
+    app.include_router(federation.router)
+    from reelm.federation.service import enable
+
+    enable(app.state.platform, settings)  # when REELM_FEDERATION_BASE_URL is set
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

@@ -1,0 +1,1 @@
+"""Federation over ActivityPub: public records only, in and out (see docs/federation.md)."""
