@@ -813,9 +813,11 @@ def deliver_due(fed: Federation, region: str, *, limit: int = 500, due_only: boo
     return report
 
 
-def deliver_all(fed: Federation, *, due_only: bool = True) -> DeliveryReport:
+def deliver_all(
+    fed: Federation, *, due_only: bool = True, regions: Iterable[str] | None = None
+) -> DeliveryReport:
     total = DeliveryReport()
-    for region in fed.platform.regions:
+    for region in regions or list(fed.platform.regions):
         while True:
             r = deliver_due(fed, region, due_only=due_only)
             total.sent += r.sent
@@ -827,11 +829,15 @@ def deliver_all(fed: Federation, *, due_only: bool = True) -> DeliveryReport:
     return total
 
 
-def run_deliverer(fed: Federation, stop: threading.Event, *, interval: float = 1.0) -> None:
-    """The delivery loop of a serving process or a region worker."""
+def run_deliverer(
+    fed: Federation, stop: threading.Event, *, interval: float = 1.0,
+    regions: Iterable[str] | None = None,
+) -> None:  # fmt: skip
+    """The delivery loop of a serving process (every region) or a region worker (its own)."""
+    names = list(regions) if regions is not None else None
     while not stop.is_set():
         try:
-            deliver_all(fed)
+            deliver_all(fed, regions=names)
         except Exception:
             log.exception("federation: delivery pass failed; trying again")
         stop.wait(interval)
