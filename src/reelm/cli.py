@@ -176,6 +176,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_workers: bo
                 target=run_dispatcher, args=(platform, name, stop), name=f"effects-{name}",
                 daemon=True,
             ).start()
+    from reelm.federation.service import federation_of, run_deliverer
+
+    fed = federation_of(platform)  # create_app turned it on when REELM_FEDERATION_BASE_URL is set
+    if fed is not None and (settings.jobs_immediate or no_workers):
+        threading.Thread(target=run_deliverer, args=(fed, stop), name="federation",
+                         daemon=True).start()  # fmt: skip
     console.print(f"reelm serving at http://{h}:{p} ({len(workers)} region worker(s))")
     try:
         uvicorn.run(app, host=h, port=p, log_level="info")
@@ -228,6 +234,12 @@ def worker(ctx: click.Context, regions: tuple[str, ...], workers: int) -> None:
     threading.Thread(
         target=run_dispatcher, args=(platform, region, stop), name="effects", daemon=True
     ).start()
+    from reelm.federation.service import enable, run_deliverer
+
+    fed = enable(platform, settings)  # outgoing ActivityPub deliveries, when federation is on
+    if fed is not None:
+        threading.Thread(target=run_deliverer, args=(fed, stop), name="federation",
+                         kwargs={"regions": [region]}, daemon=True).start()  # fmt: skip
     try:
         huey.create_consumer(
             workers=workers, worker_type="thread", check_worker_health=True
@@ -522,6 +534,10 @@ main.add_command(feed)
 from reelm.effects.cli import effects  # noqa: E402
 
 main.add_command(effects)
+
+from reelm.federation.cli import federation  # noqa: E402
+
+main.add_command(federation)
 
 if __name__ == "__main__":
     main()
