@@ -358,10 +358,24 @@ def text_of(content: Any) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
 
 
+def is_video(doc: Any) -> bool:
+    """A `Video` (PeerTube, reelm), or a top-level `Note` carrying a video attachment (how
+    Loops federates a video, so that Mastodon shows it too)."""
+    if not isinstance(doc, dict):
+        return False
+    if "Video" in types_of(doc):
+        return True
+    return (
+        "Note" in types_of(doc)
+        and not doc.get("inReplyTo")
+        and any(str(a.get("mediaType", "")).startswith("video/") for a in _links(doc.get("attachment") or []))
+    )
+
+
 def parse_video(doc: Any) -> RemoteVideo:
-    """A remote `Video` (PeerTube, Loops, reelm): links by media type, poster from `icon`
-    (or `image`/`preview`), hashtags from `tag`."""
-    if not isinstance(doc, dict) or "Video" not in types_of(doc):
+    """A remote video (see `is_video`): links by media type (in `url`, or a Note's
+    `attachment`), poster from `icon` (or `image`/`preview`), hashtags from `tag`."""
+    if not is_video(doc):
         raise Unparseable("not a Video")
     uri = doc.get("id")
     attributed = doc.get("attributedTo")
@@ -373,7 +387,9 @@ def parse_video(doc: Any) -> RemoteVideo:
         raise Unparseable("a Video needs an id and attributedTo")
     hls = mp4 = page = None
     width = height = 0
-    for link in _links(doc.get("url")):
+    for link in _links(doc.get("url")) + _links(doc.get("attachment") or []):
+        if not isinstance(link.get("href"), str) and isinstance(link.get("url"), str):
+            link = {**link, "href": link["url"]}  # a Document's url
         media_type = str(link.get("mediaType") or "").lower()
         href = link.get("href")
         if not isinstance(href, str):
@@ -395,7 +411,8 @@ def parse_video(doc: Any) -> RemoteVideo:
         images = images if isinstance(images, list) else [images]
         for image in images:
             if isinstance(image, dict):
-                url = first_id(image.get("url")) or (image.get("href") if isinstance(image.get("href"), str) else None)
+                href = image.get("href")
+                url = first_id(image.get("url")) or (href if isinstance(href, str) else None)
                 if url:
                     poster = poster or url
                     if not width:

@@ -1022,10 +1022,10 @@ def _handle(fed: Federation, actor: RemoteActor, activity: dict[str, Any]) -> st
     if "Create" in kinds or "Update" in kinds:
         if not isinstance(obj, dict):
             return "ignored"
-        if ap.first_id(obj.get("attributedTo")) not in (None, actor.uri) and "Video" not in ap.types_of(obj):
-            raise WrongActor("An actor may only create its own objects.")
-        if "Video" in ap.types_of(obj):
+        if ap.is_video(obj):
             return _on_video(fed, actor, obj)
+        if ap.first_id(obj.get("attributedTo")) not in (None, actor.uri):
+            raise WrongActor("An actor may only create its own objects.")
         if "Note" in ap.types_of(obj):
             return _on_note(fed, actor, obj)
         if ap.types_of(obj) & {"Person", "Service", "Group", "Application"}:
