@@ -197,6 +197,8 @@ def _write_bundle(
         "payload_sha256": digest,
         "payload_size": sealed.stat().st_size,
         "created_at": utcnow().isoformat(),
+        # where the users who stay are followed over ActivityPub (None: federation off here)
+        "federation_url": settings.federation_base_url,
     }
     note = sign_document(BUNDLE_FORMAT, header, signer)
     tmp = out.with_name(out.name + ".tmp")
@@ -454,6 +456,11 @@ def _import_records(
             .where(RUNS.c.id == bundle_id)
             .values(state=m.DONE, finished_at=utcnow(), report=receipt)
         )
+    from reelm.federation.service import do_relink_imported
+
+    do_relink_imported(  # their follows of users who stayed become federated follows
+        platform, source_url=header.get("federation_url"), users=[r["user_id"] for r in records]
+    )
     return receipt
 
 
@@ -675,6 +682,11 @@ def do_finish_export(
             .where(RUNS.c.id == bundle_id)
             .values(state=m.DONE, finished_at=utcnow(), report=report)
         )
+    from reelm.federation.service import do_relink_finished
+
+    do_relink_finished(  # follows of the users who left become federated follows
+        platform, users=[u for u, _r, _s, _m in journal], recipient_url=detail["recipient_url"]
+    )
     return report
 
 
