@@ -6,6 +6,7 @@ nothing here touches a database."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -40,6 +41,15 @@ def new_key_pair() -> tuple[str, str]:
     return public, private
 
 
+@functools.lru_cache(maxsize=4096)
+def _private_key(pem: str) -> rsa.RSAPrivateKey:
+    """A loaded signing key, kept: loading one checks the RSA key's consistency, which costs
+    hundreds of milliseconds, far more than signing with it."""
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key
+
+
 def http_date(at: datetime | None = None) -> str:
     return format_datetime((at or datetime.now(UTC)).astimezone(UTC), usegmt=True)
 
@@ -67,9 +77,7 @@ def sign_request(
         names.append("digest")
     lines = [f"(request-target): {method.lower()} {target}"]
     lines += [f"{n}: {headers[n.capitalize()]}" for n in names[1:]]
-    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    signature = key.sign("\n".join(lines).encode(), padding.PKCS1v15(), hashes.SHA256())
+    signature = _private_key(private_pem).sign("\n".join(lines).encode(), padding.PKCS1v15(), hashes.SHA256())
     headers["Signature"] = (
         f'keyId="{key_id}",algorithm="rsa-sha256",headers="{" ".join(names)}",'
         f'signature="{base64.b64encode(signature).decode()}"'
