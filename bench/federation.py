@@ -149,6 +149,7 @@ def _rate(n: int, fn: Any, workers: int) -> float:
 def run(ctx: Context) -> Outcome:
     from reelm.config import Settings
     from reelm.federation import service as fed
+    from reelm.federation.delivery import deliver_all
     from reelm.federation.models import InboundActivity, RemoteActor, RemoteFollower
     from reelm.federation.signatures import sign_request
     from reelm.media.models import PublishedVideo
@@ -235,7 +236,7 @@ def run(ctx: Context) -> Outcome:
     start = time.perf_counter()
     _video(platform, creator, region, "one for everyone #fanout")
     queued_s = time.perf_counter() - start
-    report = fed.deliver_all(federation)
+    report = deliver_all(federation)
     fanout_s = time.perf_counter() - start
     hits = dict(inboxes.hits)
     if report.sent != 100 or len(hits) != 100 or any(v != 1 for v in hits.values()):

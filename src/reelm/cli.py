@@ -176,7 +176,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_workers: bo
                 target=run_dispatcher, args=(platform, name, stop), name=f"effects-{name}",
                 daemon=True,
             ).start()
-    from reelm.federation.service import federation_of, run_deliverer
+    from reelm.federation.delivery import run_deliverer
+    from reelm.federation.service import federation_of
 
     fed = federation_of(platform)  # create_app turned it on when REELM_FEDERATION_BASE_URL is set
     if fed is not None and (settings.jobs_immediate or no_workers):
@@ -234,7 +235,8 @@ def worker(ctx: click.Context, regions: tuple[str, ...], workers: int) -> None:
     threading.Thread(
         target=run_dispatcher, args=(platform, region, stop), name="effects", daemon=True
     ).start()
-    from reelm.federation.service import enable, run_deliverer
+    from reelm.federation.delivery import run_deliverer
+    from reelm.federation.service import enable
 
     fed = enable(platform, settings)  # outgoing ActivityPub deliveries, when federation is on
     if fed is not None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from helpers import make_user, make_video
+from reelm.federation import delivery
 from reelm.federation import service as fed_service
 from reelm.federation.models import InstanceState, RemoteActor, RemoteFollower
 from reelm.media.models import PublishedVideo
@@ -44,13 +45,13 @@ def test_fedify_actor_follows_gets_video_likes_and_replies(reelm_live, fedify_pe
         assert follow is not None
         assert follow.state == "active"
     # ava's Accept goes out from her region's deliveries, signed with her key
-    assert fed_service.deliver_all(fed).sent == 1
+    assert delivery.deliver_all(fed).sent == 1
     accepts = wait_for(lambda: [a for a in peer.received() if a["type"] == "Accept"], "Accept")
     assert accepts[0]["actor"] == ava_actor  # type: ignore[index]
 
     # a new video of ava's: a Create of a Video, which Fedify's inbox verified and parsed
     video_id = make_video(platform, owner_id=ava_id, region=ava_region, caption="dawn run #sunrise")
-    report = fed_service.deliver_all(fed)
+    report = delivery.deliver_all(fed)
     assert report.sent == 1, report.errors
     creates = wait_for(lambda: [a for a in peer.received() if a["type"] == "Create"], "Create")
     create = creates[0]  # type: ignore[index]

@@ -27,6 +27,7 @@ from reelm.carveout.bundle import public_text, recipient_key
 from reelm.carveout.handover import do_export, do_finish_export, do_import
 from reelm.carveout.report import operator_signer
 from reelm.config import Settings
+from reelm.federation import delivery
 from reelm.federation import service as fed_service
 from reelm.federation.models import InstanceState, RemoteActor, RemoteFollower
 from reelm.feed.service import following_feed
@@ -153,11 +154,11 @@ def recipient(tmp_path: Path, platform: Platform) -> Iterator[Deployment]:
 def deliver(*deployments: Deployment) -> None:
     """Both sides' delivery loops, until nothing is left to send (what the workers do)."""
     for _ in range(4):
-        sent = sum(fed_service.deliver_all(d.fed, due_only=False).sent for d in deployments)
+        sent = sum(delivery.deliver_all(d.fed, due_only=False).sent for d in deployments)
         if not sent:
             return
     for d in deployments:
-        left = fed_service.list_deliveries(d.platform)
+        left = delivery.list_deliveries(d.platform)
         assert not left, [(x.kind, x.inbox, x.last_error) for x in left]
 
 

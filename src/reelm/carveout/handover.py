@@ -456,7 +456,7 @@ def _import_records(
             .where(RUNS.c.id == bundle_id)
             .values(state=m.DONE, finished_at=utcnow(), report=receipt)
         )
-    from reelm.federation.service import do_relink_imported
+    from reelm.federation.follows import do_relink_imported
 
     do_relink_imported(  # their follows of users who stayed become federated follows
         platform, source_url=header.get("federation_url"), users=[r["user_id"] for r in records]
@@ -682,7 +682,7 @@ def do_finish_export(
             .where(RUNS.c.id == bundle_id)
             .values(state=m.DONE, finished_at=utcnow(), report=report)
         )
-    from reelm.federation.service import do_relink_finished
+    from reelm.federation.follows import do_relink_finished
 
     do_relink_finished(  # follows of the users who left become federated follows
         platform, users=[u for u, _r, _s, _m in journal], recipient_url=detail["recipient_url"]

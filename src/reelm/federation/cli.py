@@ -75,7 +75,7 @@ def instances(ctx: click.Context) -> None:
 @click.pass_context
 def deliveries(ctx: click.Context, parked: bool) -> None:
     """Outgoing activities not delivered yet, with the last error of each."""
-    from reelm.federation.service import list_deliveries
+    from reelm.federation.delivery import list_deliveries
     from reelm.residency.service import open_platform
 
     settings: Settings = ctx.obj["settings"]
@@ -103,7 +103,8 @@ def deliveries(ctx: click.Context, parked: bool) -> None:
 def retry(ctx: click.Context, ids: tuple[str, ...], all_parked: bool) -> None:
     """Put parked deliveries (IDS, or --all) back to pending and send what is due now."""
     from reelm.errors import InvalidInput
-    from reelm.federation.service import deliver_all, do_retry_deliveries, enable
+    from reelm.federation.delivery import deliver_all, do_retry_deliveries
+    from reelm.federation.service import enable
     from reelm.residency.service import open_platform
 
     if not ids and not all_parked:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from reelm.errors import InvalidInput, ReelmError, UserNotFound
-from reelm.federation import service
+from reelm.federation import follows, inbox, service
 from reelm.federation.activities import ACTIVITY_JSON, CONTEXT
 from reelm.federation.signatures import SignedRequest
 from reelm.web.deps import CurrentUserDep, OptionalUserDep, PlatformDep
@@ -91,7 +91,7 @@ async def _inbox(request: Request, platform: Any, user_id: str | None) -> Respon
 
     fed = service.require(platform)
     signed = await _signed(request, fed)
-    result = await run_in_threadpool(service.check_inbox, fed, signed, user_id=user_id)
+    result = await run_in_threadpool(inbox.check_inbox, fed, signed, user_id=user_id)
     return JSONResponse({"result": result}, status_code=202)
 
 
@@ -101,7 +101,7 @@ async def shared_inbox(request: Request, platform: PlatformDep) -> Response:
 
 
 @router.post("/ap/actors/{user_id}/inbox")
-async def inbox(user_id: str, request: Request, platform: PlatformDep) -> Response:
+async def actor_inbox(user_id: str, request: Request, platform: PlatformDep) -> Response:
     return await _inbox(request, platform, user_id)
 
 
@@ -120,12 +120,12 @@ class RemoteAccount(BaseModel):
 @router.post("/api/v1/federation/follows")
 def follow_remote(body: RemoteAccount, user: CurrentUserDep, platform: PlatformDep) -> dict[str, str]:
     """Follow a remote account (`user@host`); pending until its server accepts."""
-    return {"account": service.do_follow_remote(platform, user, body.account), "state": "pending"}
+    return {"account": follows.do_follow_remote(platform, user, body.account), "state": "pending"}
 
 
 @router.delete("/api/v1/federation/follows/{account}")
 def unfollow_remote(account: str, user: CurrentUserDep, platform: PlatformDep) -> dict[str, str]:
-    service.do_unfollow_remote(platform, user, account)
+    follows.do_unfollow_remote(platform, user, account)
     return {"account": account, "state": "none"}
 
 
@@ -133,5 +133,5 @@ def unfollow_remote(account: str, user: CurrentUserDep, platform: PlatformDep) -
 def answer_remote(account: str, answer: str, user: CurrentUserDep, platform: PlatformDep) -> dict[str, str]:
     if answer not in ("approve", "decline"):
         raise InvalidInput("Answer approve or decline.", code="bad_answer")
-    service.do_answer_remote_request(platform, user, account, approve=answer == "approve")
+    follows.do_answer_remote_request(platform, user, account, approve=answer == "approve")
     return {"account": account, "state": "active" if answer == "approve" else "none"}
