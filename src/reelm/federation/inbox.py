@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from reelm.db import new_id
 from reelm.effects.service import action
-from reelm.errors import InvalidInput
+from reelm.errors import InvalidInput, TryAgainLater
 from reelm.federation import activities as ap
 from reelm.federation.follows import count_follow, send_answer
 from reelm.federation.models import (
@@ -46,10 +46,8 @@ from reelm.federation.signatures import (
 from reelm.media.models import PublishedVideo
 from reelm.media.schemas import PublicVideoRecord, VideoWithdrawal
 from reelm.residency.egress import egress
-from reelm.residency.models import (
-    REMOTE_REGION,
-    DirectoryEntry,
-)
+from reelm.residency.models import MOVING, REMOTE_REGION, DirectoryEntry
+from reelm.residency.store import MOVING_RETRY_AFTER
 from reelm.social.models import Block, Follow, FollowStatus, PublicComment
 from reelm.social.schemas import (
     CommentRemoval,
@@ -188,11 +186,25 @@ def _handle(fed: Federation, actor: RemoteActor, activity: dict[str, Any]) -> st
     return "ignored"
 
 
+def _check_writable(local: LocalActor) -> None:
+    """A user a carve-out is moving cannot be written: 503 before anything is stored, so the
+    remote server delivers again later (as it does for any 5xx)."""
+    if local.state == MOVING:
+        raise TryAgainLater(
+            "This account is being moved; deliver again in a moment.", retry_after=MOVING_RETRY_AFTER,
+            code="user_moving",
+        )
+
+
 def _notify_local(fed: Federation, local: LocalActor, actor: RemoteActor, kind: str, **fields: Any) -> None:
-    """A notification in the local user's home region (public fields only)."""
-    with fed.platform.region(local.region).transaction() as r:
-        egress(r, NotificationRecord(recipient_id=local.user_id, kind=kind, actor_id=actor.id,
-                                     actor_handle=actor.acct[:30], **fields))  # fmt: skip
+    """A notification in the local user's home region (public fields only). What it tells
+    has committed already, so a failure here is logged, never answered as an error."""
+    try:
+        with fed.platform.region(local.region).transaction() as r:
+            egress(r, NotificationRecord(recipient_id=local.user_id, kind=kind, actor_id=actor.id,
+                                         actor_handle=actor.acct[:30], **fields))  # fmt: skip
+    except Exception:
+        log.exception("federation: notification %s for %s not written", kind, local.user_id)
 
 
 def _blocked_by(fed: Federation, local: LocalActor, remote_id: str) -> bool:
@@ -206,6 +218,7 @@ def _on_follow(fed: Federation, actor: RemoteActor, activity: dict[str, Any]) ->
     if user_id is None:
         return "ignored"
     local = local_actor(fed.platform, user_id)
+    _check_writable(local)
     follow_uri = activity["id"]
     if _blocked_by(fed, local, actor.id):
         send_answer(fed, local, actor, follow_uri, accept=False)
@@ -261,6 +274,7 @@ def _on_answer(fed: Federation, actor: RemoteActor, obj: Any, *, accepted: bool)
     if followee_id != actor.id:
         raise WrongActor("Only the followed actor may answer a follow.")
     local = local_actor(fed.platform, follower_id)
+    _check_writable(local)
     with action(fed.platform, local.region, local.user_id) as (s, outbox):
         row = s.scalar(select(Follow).where(Follow.owner_id == local.user_id,
                                             Follow.followee_id == actor.id))  # fmt: skip
@@ -359,6 +373,7 @@ def _on_like(fed: Federation, actor: RemoteActor, activity: dict[str, Any]) -> s
         video = g.get(PublishedVideo, video_id)
         if video is None or video.visibility != "public":
             return "ignored"
+        _check_writable(local_actor(fed.platform, video.creator_id))
         if g.scalar(select(RemoteLike.id).where(RemoteLike.remote_id == actor.id,
                                                 RemoteLike.video_id == video_id)) is not None:  # fmt: skip
             return "already liked"
