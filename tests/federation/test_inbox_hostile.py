@@ -150,3 +150,53 @@ def test_hostile_activities_are_refused_and_store_nothing(reelm_live, mallory) -
     again = json.dumps({**like, "id": f"{mallory.origin}/likes/3"}).encode()
     r = post(inbox, again, signed(mallory, inbox, again))
     assert r.status_code == 403
+
+
+def test_a_user_blocks_a_remote_actor_whose_follow_is_then_rejected(reelm_live, mallory) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from reelm.federation.delivery import list_deliveries
+    from reelm.federation.models import RemoteFollower
+    from reelm.social.models import Block, Notification
+    from reelm.web.app import create_app
+
+    live = reelm_live
+    platform, fed = live.platform, live.fed
+    fed_service.do_set_instance(platform, mallory.domain, InstanceState.ALLOWED)
+    ava_id, ava_region, token = make_user(platform, live.settings, handle="ava")
+    video_id = make_video(platform, owner_id=ava_id, region=ava_region)
+    inbox = fed.urls.shared_inbox
+
+    def send(activity: dict[str, object]) -> httpx.Response:
+        body = json.dumps({"@context": "https://www.w3.org/ns/activitystreams",
+                           "actor": mallory.actor, **activity}).encode()  # fmt: skip
+        return post(inbox, body, signed(mallory, inbox, body))
+
+    assert send({"id": f"{mallory.origin}/f/1", "type": "Follow",
+                 "object": fed.urls.actor(ava_id)}).status_code == 202  # fmt: skip
+    with platform.global_store.session() as g:
+        assert g.scalar(select(func.count()).select_from(RemoteFollower)) == 1
+    with TestClient(create_app(live.settings, platform=platform)) as web:
+        r = web.post(f"/api/v1/federation/blocks/mallory@{mallory.domain}",
+                     headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert r.status_code == 200, r.text
+    with platform.global_store.session() as g:
+        assert g.scalar(select(func.count()).select_from(RemoteFollower)) == 0  # follow removed
+    with platform.region(ava_region).session() as s:
+        assert s.scalar(select(func.count()).select_from(Block).where(Block.owner_id == ava_id)) == 1
+        before = s.scalar(select(func.count()).select_from(Notification).where(Notification.owner_id == ava_id))
+
+    # the blocked actor follows again: rejected; its like counts but notifies no one
+    assert send({"id": f"{mallory.origin}/f/2", "type": "Follow",
+                 "object": fed.urls.actor(ava_id)}).status_code == 202  # fmt: skip
+    assert send({"id": f"{mallory.origin}/l/1", "type": "Like",
+                 "object": fed.urls.video(video_id)}).status_code == 202  # fmt: skip
+    with platform.global_store.session() as g:
+        assert g.scalar(select(func.count()).select_from(RemoteFollower)) == 0
+        video = g.get(PublishedVideo, video_id)
+        assert video is not None
+        assert video.like_count == 1
+    assert [d.kind for d in list_deliveries(platform)].count("reject") == 1
+    with platform.region(ava_region).session() as s:
+        after = s.scalar(select(func.count()).select_from(Notification).where(Notification.owner_id == ava_id))
+    assert after == before

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,7 @@ from reelm.residency.models import (
     DirectoryEntry,
 )
 from reelm.residency.store import Platform
-from reelm.social.models import Follow, FollowStatus
+from reelm.social.models import Block, Follow, FollowStatus
 from reelm.social.schemas import (
     CountChange,
     CounterKind,
@@ -79,6 +79,40 @@ def do_unfollow_remote(platform: Platform, user: CurrentUser, account: str) -> N
             actor_handle=user.handle), target_id=remote.id)  # fmt: skip
 
 
+
+
+def do_block_remote(platform: Platform, user: CurrentUser, account: str, *, blocked: bool) -> str:
+    """A local user blocks (or unblocks) a remote actor: the block is theirs, in their region,
+    like any block; their follow of the actor ends (an Undo is delivered) and the actor's
+    follow of them is removed. A blocked actor's follows are then rejected and its likes,
+    comments and replies notify no one; its comments are hidden from the blocker."""
+    fed = require(platform)
+    remote = resolve_account(fed, account)
+    if not blocked:
+        with platform.region(user.region).transaction() as s:
+            s.execute(delete(Block).where(Block.owner_id == user.user_id, Block.target_id == remote.id))
+        return remote.acct
+    try:
+        with action(platform, user.region, user.user_id) as (s, outbox):
+            s.add(Block(owner_id=user.user_id, target_id=remote.id))
+            s.flush()
+            followed = s.scalar(select(Follow.id).where(Follow.owner_id == user.user_id,
+                                                       Follow.followee_id == remote.id))  # fmt: skip
+            end_follow(s, outbox, user.user_id, remote.id)
+            if followed is not None:
+                queue_delivery(fed, s, user.user_id, "undo_follow", NotificationRecord(
+                    recipient_id=remote.id, kind="follow", actor_id=user.user_id,
+                    actor_handle=user.handle), target_id=remote.id)  # fmt: skip
+    except IntegrityError:
+        return remote.acct  # blocked already
+    with platform.global_store.transaction() as g:
+        row = g.scalar(select(RemoteFollower).where(RemoteFollower.remote_id == remote.id,
+                                                   RemoteFollower.user_id == user.user_id))  # fmt: skip
+        if row is not None:
+            if row.state == FollowStatus.ACTIVE:
+                count_follow(g, follower=remote.id, followee=user.user_id, delta=-1)
+            g.delete(row)
+    return remote.acct
 
 
 def count_follow(g: Session, *, follower: str, followee: str, delta: int) -> None:

@@ -331,6 +331,12 @@ def remote_actor(fed: Federation, uri: str, *, refresh: bool = False) -> RemoteA
 def resolve_account(fed: Federation, account: str) -> RemoteActor:
     """`user@host` (or an actor URL) to its cached actor, through the host's WebFinger."""
     account = account.strip().removeprefix("@").removeprefix("acct:")
+    with fed.platform.global_store.session() as g:
+        known = g.scalar(select(RemoteActor).where(
+            (RemoteActor.acct == account) | (RemoteActor.uri == account)))  # fmt: skip
+    if known is not None:
+        check_instance(fed, known.domain)
+        return known
     if account.startswith(("https://", "http://")):
         check_instance(fed, domain_of(account))
         return remote_actor(fed, account)

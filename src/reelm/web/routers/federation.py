@@ -135,3 +135,14 @@ def answer_remote(account: str, answer: str, user: CurrentUserDep, platform: Pla
         raise InvalidInput("Answer approve or decline.", code="bad_answer")
     follows.do_answer_remote_request(platform, user, account, approve=answer == "approve")
     return {"account": account, "state": "active" if answer == "approve" else "none"}
+
+
+@router.post("/api/v1/federation/blocks/{account}")
+def block_remote(account: str, user: CurrentUserDep, platform: PlatformDep) -> dict[str, str]:
+    """Block a remote account (`user@host`): follows both ways end, it notifies you no more."""
+    return {"account": follows.do_block_remote(platform, user, account, blocked=True), "state": "blocked"}
+
+
+@router.delete("/api/v1/federation/blocks/{account}")
+def unblock_remote(account: str, user: CurrentUserDep, platform: PlatformDep) -> dict[str, str]:
+    return {"account": follows.do_block_remote(platform, user, account, blocked=False), "state": "none"}
