@@ -12,6 +12,7 @@ from helpers import make_user, make_video
 from reelm.config import Settings
 from reelm.federation import service as fed_service
 from reelm.federation.models import InstanceState
+from reelm.media.models import PublishedVideo
 from reelm.residency.store import Platform
 from reelm.web.app import create_app
 
@@ -59,6 +60,13 @@ def test_webfinger_actor_outbox_and_video_as_a_remote_server_reads_them(
     assert outbox["orderedItems"][0]["object"]["id"] == f"{BASE}/ap/videos/{public}"
     assert fed_client.get(f"/ap/videos/{public}", headers=AP).json()["name"] == "public one"
     assert fed_client.get(f"/ap/videos/{private}", headers=AP).status_code == 404
+    # an age-restricted video does not federate: other servers could not keep it from minors
+    with platform.global_store.transaction() as g:
+        row = g.get(PublishedVideo, public)
+        assert row is not None
+        row.age_restricted = True
+    assert fed_client.get(f"/ap/videos/{public}", headers=AP).status_code == 404
+    assert fed_client.get(f"/ap/actors/{ava_id}/outbox", headers=AP).json()["totalItems"] == 0
 
 
 def test_the_instances_page_lists_what_the_operator_decided(

@@ -467,7 +467,7 @@ def video_record(g: Session, row: PublishedVideo) -> PublicVideoRecord:
         visibility="followers" if row.visibility == "followers" else "public",
         allow_comments=row.allow_comments, allow_sound_reuse=row.allow_sound_reuse,
         sound_id=row.sound_id, duration_s=row.duration_s, width=row.width, height=row.height,
-        published_at=row.published_at,
+        published_at=row.published_at, age_restricted=row.age_restricted,
     )  # fmt: skip
 
 
@@ -478,7 +478,10 @@ def video_object(fed: Federation, video: PublicVideoRecord) -> dict[str, Any]:
 def video_document(fed: Federation, video_id: str) -> dict[str, Any]:
     with fed.platform.global_store.session() as g:
         row = g.get(PublishedVideo, video_id)
-        if row is None or row.region == REMOTE_REGION or row.visibility != "public":
+        if (
+            row is None or row.region == REMOTE_REGION or row.visibility != "public"
+            or row.age_restricted
+        ):  # fmt: skip
             raise NotFound("No such public video here.", code="video_not_found")
         record = video_record(g, row)
     return {"@context": ap.CONTEXT, **video_object(fed, record)}
@@ -499,7 +502,8 @@ def outbox_document(fed: Federation, user_id: str, *, limit: int = 20) -> dict[s
     actor = local_actor(fed.platform, user_id)
     with fed.platform.global_store.session() as g:
         base = select(PublishedVideo).where(
-            PublishedVideo.creator_id == actor.user_id, PublishedVideo.visibility == "public"
+            PublishedVideo.creator_id == actor.user_id, PublishedVideo.visibility == "public",
+            PublishedVideo.age_restricted.is_(False),
         )
         total = g.scalar(select(func.count()).select_from(base.subquery())) or 0
         rows = list(g.scalars(base.order_by(PublishedVideo.published_at.desc()).limit(limit)))
@@ -609,8 +613,14 @@ def _federate_with(
     pending = session.info.setdefault("fed_comments", {})
     if isinstance(record, PublicVideoRecord):
         with fed.platform.global_store.session() as g:
-            known = g.get(PublishedVideo, record.id) is not None
-        queue_delivery(fed, session, actor_id, "video_update" if known else "video", record)
+            row = g.get(PublishedVideo, record.id)
+            federated = row is not None and not row.age_restricted
+        if record.age_restricted:
+            # other servers cannot keep it from minors: it does not federate (and leaves if it had)
+            if federated:
+                queue_delivery(fed, session, actor_id, "video_delete", VideoWithdrawal(id=record.id))
+        else:
+            queue_delivery(fed, session, actor_id, "video_update" if federated else "video", record)
     elif isinstance(record, VideoWithdrawal):
         queue_delivery(fed, session, actor_id, "video_delete", record)
     elif isinstance(record, PublicProfileRecord):

@@ -1,7 +1,7 @@
 """federation: instances, actor keys, remote actors, followers, objects, likes, inbound ids
 
-Revision ID: g0041
-Revises: g0040
+Revision ID: g0042
+Revises: g0041
 Create Date: 2026-12-03 12:57:55.910457
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import reelm.db
 
-revision: str = 'g0041'
-down_revision: str | None = 'g0040'
+revision: str = 'g0042'
+down_revision: str | None = 'g0041'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
