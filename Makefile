@@ -35,23 +35,29 @@ $(PEER_STAMP): $(PEER)/package-lock.json
 .PHONY: fedify-peer
 fedify-peer: $(PEER_STAMP) ## install Node.js if missing and the Fedify peer the federation interop tests start (npm ci)
 
+.PHONY: redis
+redis: ## install Debian's redis-server when missing (the test run starts its own on loopback)
+	@command -v redis-server >/dev/null \
+	  || { apt-get -o DPkg::Lock::Timeout=900 update -qq \
+	       && apt-get -o DPkg::Lock::Timeout=900 install -y -qq redis-server >/dev/null; }
+
 .PHONY: run
 run: $(STAMP) static ## set up a data folder with demo regions, users and videos, then serve reelm at http://127.0.0.1:8000
 	$(BIN)/reelm demo
 	$(BIN)/reelm serve
 
 .PHONY: test
-test: $(STAMP) static browser fedify-peer ## install what the tests need; lint, then the whole suite on SQLite and on PostgreSQL
+test: $(STAMP) static browser fedify-peer redis ## install what the tests need; lint, then the whole suite on SQLite and on PostgreSQL
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgresql
 
 .PHONY: test-sqlite
-test-sqlite: $(STAMP) static browser fedify-peer ## the suite on SQLite files
+test-sqlite: $(STAMP) static browser fedify-peer redis ## the suite on SQLite files
 	REELM_TEST_DB=sqlite $(BIN)/pytest -q $(PYTEST_ARGS)
 
 .PHONY: test-postgresql
-test-postgresql: $(STAMP) fedify-peer ## the suite on a real PostgreSQL 16 server that the run starts itself (pgserver); browser tests run in the SQLite pass only
+test-postgresql: $(STAMP) fedify-peer redis ## the suite on a real PostgreSQL 16 server that the run starts itself (pgserver); browser tests run in the SQLite pass only
 	REELM_TEST_DB=postgresql $(BIN)/pytest -q -m "not e2e" $(PYTEST_ARGS)
 
 .PHONY: lint

@@ -68,6 +68,62 @@ def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Urls]:
     )
 
 
+def free_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis server (Debian's `redis-server`, installed by `make redis`) on a loopback
+    port, started for this run and stopped after it; nothing is saved to disk."""
+    import subprocess
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise pytest.UsageError("redis-server is missing: run `make redis` (make test does)")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", str(folder), "--daemonize", "no", "--loglevel", "warning"],
+        stdout=(folder / "redis.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            assert proc.poll() is None, (folder / "redis.log").read_text()
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def fresh_redis(redis_url: str) -> str:
+    """The run's Redis, emptied for this test (its queues are named after regions)."""
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()
+    return redis_url
+
+
 @pytest.fixture(scope="session")
 def migrated(database_urls: Urls) -> Urls:
     migrations.upgrade(make_engine(database_urls.global_url), "global")

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         description='Per-region database URL overrides, as JSON: `{"us": "postgresql+psycopg://..."}`.'
         " A region not named here uses the `database_url` of its policy entry.",
     )
+    region_redis_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-region Redis URLs for the job queue, as JSON: `{"us": "redis://...:6379/0"}`.'
+        " A region named here (or whose policy entry has `redis_url`) keeps its queue on that "
+        "Redis (Huey's RedisHuey); any other region on a SQLite file in its work folder.",
+    )
     secret_key: str = Field(
         default="dev-insecure-change-me",
         description="Secret used to sign CSRF tokens and expiring download links. Set a long random "

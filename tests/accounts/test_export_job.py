@@ -16,6 +16,7 @@ from reelm.accounts.rights import do_build_export, export_status
 from reelm.accounts.service import access_session
 from reelm.accounts.tasks import request_export, requeue_unfinished_exports
 from reelm.config import Settings
+from reelm.media import jobs
 from reelm.media.synth import make_test_clip
 from reelm.residency.store import Platform
 
@@ -85,16 +86,31 @@ def test_a_failed_export_says_why_and_asking_again_builds_it(
     assert download(client, token, again).read(f"media/uploads/{upload_id}") == clip.read_bytes()
 
 
+@pytest.mark.parametrize("queue", ["sqlite-queue", "redis"])
 def test_asking_twice_while_queued_makes_one_export_which_a_worker_requeues(
-    platform: Platform, settings: Settings, clip: Path
+    platform: Platform,
+    settings: Settings,
+    clip: Path,
+    queue: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if queue == "redis":
+        monkeypatch.setattr(
+            platform.regions["sg"], "redis_url", request.getfixturevalue("fresh_redis")
+        )
     queued = settings.model_copy(update={"jobs_immediate": False})
     uid, _, token = make_user(platform, settings, handle="ava", jurisdiction="DE")
     user = access_session(platform, token)
     first = request_export(platform, queued, user)
     assert request_export(platform, queued, user) == first
     assert export_status(platform, queued, user, first)["state"] == "queued"
+    huey = jobs.queue(platform.regions["sg"])
+    assert type(huey.storage).__name__ == ("RedisStorage" if queue == "redis" else "SqliteStorage")
+    assert huey.pending_count() == 1  # one job for the two requests
     assert requeue_unfinished_exports(platform, queued, "sg") == [first]
+    assert huey.pending_count() == 2
+    huey.flush()
     do_build_export(platform, queued, region="sg", export_id=first)
     assert export_status(platform, queued, user, first)["state"] == "ready"
     assert request_export(platform, queued, user) != first  # a ready one is not reused

@@ -1,7 +1,9 @@
-"""A worker killed with SIGKILL mid-transcode publishes nothing; restarted, it finishes the job."""
+"""A worker killed with SIGKILL mid-transcode publishes nothing; restarted, it finishes the job.
+The same on the region's queue on a SQLite file and on a real Redis server."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +18,7 @@ from conftest import BACKEND
 from reelm.accounts.schemas import SignUp
 from reelm.accounts.service import access_session, check_sign_up
 from reelm.config import Settings
+from reelm.media import jobs
 from reelm.media.models import PublishedVideo, Video
 from reelm.media.schemas import VideoCreate
 from reelm.media.service import do_complete_upload, do_create_upload
@@ -23,7 +26,9 @@ from reelm.media.synth import make_test_clip
 from reelm.media.tasks import create_video
 from reelm.residency.service import do_init
 
-pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="the queue is SQLite either way")
+pytestmark = pytest.mark.skipif(
+    BACKEND != "sqlite", reason="the queue, not the database: SQLite or Redis either way"
+)
 CHEAP = {
     "REELM_ARGON2_TIME_COST": "1",
     "REELM_ARGON2_MEMORY_KIB": "64",
@@ -31,7 +36,7 @@ CHEAP = {
 }
 
 
-def start_worker(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(data_dir: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -43,7 +48,7 @@ def start_worker(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
             "--region",
             "us",
         ],
-        env={**os.environ, **CHEAP},
+        env={**os.environ, **CHEAP, **env},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
@@ -56,11 +61,18 @@ def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-u
         time.sleep(0.1)
 
 
+@pytest.mark.parametrize("queue", ["sqlite-queue", "redis"])
 def test_kill_9_mid_transcode_then_restart_completes_without_half_publishing(
-    tmp_path: Path,
+    tmp_path: Path, queue: str, request: pytest.FixtureRequest
 ) -> None:
+    redis_urls = {"us": request.getfixturevalue("fresh_redis")} if queue == "redis" else {}
+    env = {"REELM_REGION_REDIS_URLS": json.dumps(redis_urls)}
     settings = Settings(
-        data_dir=tmp_path / "data", argon2_time_cost=1, argon2_memory_kib=64, argon2_parallelism=1
+        data_dir=tmp_path / "data",
+        argon2_time_cost=1,
+        argon2_memory_kib=64,
+        argon2_parallelism=1,
+        region_redis_urls=redis_urls,
     )
     platform = do_init(settings)
     signed = check_sign_up(
@@ -89,6 +101,10 @@ def test_kill_9_mid_transcode_then_restart_completes_without_half_publishing(
         ),
     ).id
     store = platform.regions["us"]
+    huey = jobs.queue(store)
+    assert type(huey.storage).__name__ == ("RedisStorage" if redis_urls else "SqliteStorage")
+    assert huey.pending_count() == 1  # the job waits on that queue for a worker
+    assert (store.work_dir / "queue.db").exists() is not bool(redis_urls)
 
     def video() -> Video:
         with store.session() as s:
@@ -101,7 +117,7 @@ def test_kill_9_mid_transcode_then_restart_completes_without_half_publishing(
             return g.get(PublishedVideo, video_id) is not None
 
     log = tmp_path / "worker.log"
-    worker = start_worker(settings.data_dir, log)
+    worker = start_worker(settings.data_dir, log, env)
     try:
         wait_for(lambda: video().progress > 5, 120, "the transcode to start")
         os.kill(worker.pid, signal.SIGKILL)
@@ -111,7 +127,7 @@ def test_kill_9_mid_transcode_then_restart_completes_without_half_publishing(
         assert killed.progress < 100
         assert not published()
 
-        worker = start_worker(settings.data_dir, log)
+        worker = start_worker(settings.data_dir, log, env)
         wait_for(lambda: video().state in ("ready", "failed"), 240, "the requeued job")
         done = video()
         assert done.state == "ready", (done.failure, log.read_text()[-2000:])

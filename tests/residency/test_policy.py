@@ -88,6 +88,12 @@ def test_content_hash_changes_with_content() -> None:
             "assignment.default_region",
             "never_store_in",
         ),
+        (
+            'location = "US"',
+            'location = "US"\nredis_url = "localhost:6379"',
+            "regions.us.redis_url",
+            "not a Redis URL",
+        ),
     ],
 )
 def test_bad_policy_is_rejected_with_file_key_and_fix(
@@ -138,6 +144,29 @@ def test_duplicate_toml_key_is_reported_as_syntax_with_fix(tmp_path: Path) -> No
 def test_unknown_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="regions.us.colour: unknown key"):
         load(DEMO.replace('location = "US"', 'location = "US"\ncolour = "red"'), tmp_path)
+
+
+def test_a_region_with_redis_url_keeps_its_queue_there_and_settings_override_it(
+    tmp_path: Path,
+) -> None:
+    from reelm.residency.store import Platform
+
+    text = DEMO.replace('location = "US"', 'location = "US"\nredis_url = "redis://q-us:6379/0"')
+    load(text, tmp_path)  # writes the Cedar file beside it
+    policy = load_policy(tmp_path / "policy.toml", data_dir=tmp_path / "data")
+    assert policy.regions["us"].redis_url == "redis://q-us:6379/0"
+    assert policy.regions["sg"].redis_url is None
+    db = f"sqlite:///{tmp_path}/x.db"
+    platform = Platform(
+        policy=policy,
+        global_url=db,
+        keys_dir=tmp_path / "keys",
+        region_urls={"us": db, "sg": db},
+        redis_urls={"sg": "redis://q-sg:6379/1"},
+    )
+    assert platform.regions["us"].redis_url == "redis://q-us:6379/0"
+    assert platform.regions["sg"].redis_url == "redis://q-sg:6379/1"
+    platform.close()
 
 
 def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:

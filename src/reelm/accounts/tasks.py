@@ -31,10 +31,8 @@ def export_task_for(platform: Platform, settings: Settings, region: str) -> Any:
             platform, settings, region=region, export_id=export_id, final_attempt=final
         )
 
-    store = platform.region(region)
     return jobs.region_task(
-        store.work_dir,
-        region,
+        platform.region(region),
         "build_export",
         build_export,
         retries=RETRIES,

@@ -28,8 +28,7 @@ def schedule_training(platform: Platform, settings: Settings, region: str) -> An
         log.info("region %s: For You model written to %s", region, report.path)
 
     task = jobs.periodic_task(
-        store.work_dir,
-        region,
+        store,
         "train_feed_model",
         train_feed_model,
         minutes=settings.feed_train_minutes,

@@ -28,9 +28,8 @@ def task_for(platform: Platform, settings: Settings, region: str) -> Any:
     def process_video(region: str, video_id: str) -> None:
         service.do_process_video(platform, settings, region=region, video_id=video_id)
 
-    store = platform.region(region)
     return jobs.transcode_task(
-        store.work_dir, region, process_video, immediate=settings.jobs_immediate
+        platform.region(region), process_video, immediate=settings.jobs_immediate
     )
 
 

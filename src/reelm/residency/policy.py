@@ -19,7 +19,7 @@ from reelm.residency.jurisdictions import all_jurisdictions, country_name, is_co
 REGION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 TOP_LEVEL_KEYS = {"version", "never_store_in", "operators", "regions", "assignment", "staff_access"}
 OPERATOR_KEYS = {"name", "country"}
-REGION_KEYS = {"location", "operator", "database_url", "blob_store"}
+REGION_KEYS = {"location", "operator", "database_url", "blob_store", "redis_url"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Region:
     operator: str
     database_url: str
     blob_store: str
+    redis_url: str | None = None  # the region's job queue on Redis; None: a SQLite file
 
 
 @dataclass(frozen=True)
@@ -251,12 +252,22 @@ def _read_regions(
                 raise check.fail(
                     f"{where}.{k}", "missing", f'add {k} = "..." (see docs/residency-policy.md)'
                 )
+        redis_url = reg.get("redis_url")
+        if redis_url is not None and (
+            not isinstance(redis_url, str) or not redis_url.startswith(("redis://", "rediss://"))
+        ):
+            raise check.fail(
+                f"{where}.redis_url",
+                "not a Redis URL",
+                'write redis_url = "redis://host:6379/0" (or rediss:// for TLS), or leave it out',
+            )
         regions[name] = Region(
             name=name,
             location=location,
             operator=op,
             database_url=reg["database_url"].replace("{data_dir}", dd),
             blob_store=reg["blob_store"].replace("{data_dir}", dd),
+            redis_url=redis_url,
         )
     return regions
 

@@ -27,6 +27,7 @@ def open_platform(settings: Settings) -> Platform:
         global_url=settings.resolved_global_database_url,
         keys_dir=settings.data_dir / "keys",
         region_urls=settings.region_database_urls,
+        redis_urls=settings.region_redis_urls,
     )
 
 

@@ -125,6 +125,7 @@ class RegionStore:
         keys: KeyRing,
         directory: Directory,
         work_dir: Path | None = None,
+        redis_url: str | None = None,
     ) -> None:
         self.name = name
         self._engine = engine
@@ -133,6 +134,8 @@ class RegionStore:
         # Region-local scratch space (uploads being received, transcode work, the job queue):
         # protected bytes in flight never leave the region's machines either.
         self.work_dir = work_dir or Path(f"/tmp/reelm-work-{name}")
+        # The region's job queue on Redis (media/jobs.py); None: a SQLite file in work_dir.
+        self.redis_url = redis_url
         self.directory = directory
         self._sessions = sessionmaker(engine, expire_on_commit=False, info={"region": name})
         event.listen(self._sessions, "before_flush", self._check_flush)
@@ -364,12 +367,14 @@ class Platform:
         global_url: str,
         keys_dir: Path,
         region_urls: dict[str, str] | None = None,
+        redis_urls: dict[str, str] | None = None,
     ) -> None:
         self.policy = policy
         self.keys_dir = keys_dir
         self.global_store = GlobalStore(make_engine(global_url))
         self.directory = Directory(self.global_store.engine)
         overrides = region_urls or {}
+        redis = redis_urls or {}
         self.regions: dict[str, RegionStore] = {}
         for name, region in policy.regions.items():
             url = overrides.get(name, region.database_url)
@@ -380,6 +385,7 @@ class Platform:
                 keys=LocalKeyRing(keys_dir / name, region=name),
                 directory=self.directory,
                 work_dir=Path(region.blob_store.removeprefix("file://")).parent / "work",
+                redis_url=redis.get(name, region.redis_url),
             )
 
     def region(self, name: str) -> RegionStore:
