@@ -69,7 +69,8 @@ class Settings(BaseSettings):
     login_max_failures_per_handle: int = Field(
         default=5,
         ge=1,
-        description="Failed logins allowed per handle within the rate-limit window.",
+        description="Failed logins allowed per account within the rate-limit window (counted on "
+        "the account's row in its home region).",
     )
     login_max_failures_per_address: int = Field(
         default=20,
@@ -78,6 +79,13 @@ class Settings(BaseSettings):
     )
     login_window_seconds: int = Field(
         default=300, ge=1, description="Length of the login rate-limit window, in seconds."
+    )
+    login_throttle_url: str | None = Field(
+        default=None,
+        description="Where the web processes count failed logins per client address (as an HMAC "
+        "of the address, kept for the window only): `redis://host:6379/0` for a Redis that every "
+        "web machine reaches, or `sqlite:////path/file.db`. Default: `<data_dir>/throttle.db`, "
+        "shared by the processes of one machine. Never the global database.",
     )
     export_link_ttl_seconds: int = Field(
         default=3600, ge=60, description="How long a download-my-data link stays valid, in seconds."

@@ -10,7 +10,8 @@ from sqlalchemy import update
 
 from helpers import row_count
 from reelm.accounts.models import LoginSession
-from reelm.db import utcnow
+from reelm.config import Settings
+from reelm.db import GlobalModel, utcnow
 from reelm.residency.store import Platform
 
 PASSWORD = "correct horse battery"
@@ -137,6 +138,36 @@ def test_login_is_rate_limited_per_client_address(client: TestClient) -> None:
     sign_up(client, "fresh")
     r = client.post("/api/v1/sessions", json={"handle": "fresh", "password": PASSWORD})
     assert r.status_code == 429
+
+
+def test_login_failures_are_counted_in_the_home_region_and_no_address_goes_global(
+    client: TestClient, platform: Platform, settings: Settings
+) -> None:
+    from sqlalchemy import select
+
+    from reelm.accounts.models import Account
+
+    uid = sign_up(client, "mei", "SG").json()["account"]["id"]
+    for _ in range(2):
+        r = client.post("/api/v1/sessions", json={"handle": "mei", "password": "nope-nope"})
+        assert r.status_code == 401
+    with platform.region("sg").session() as s:
+        failures, ends = s.execute(
+            select(Account.login_failures, Account.login_window_ends_at).where(Account.id == uid)
+        ).one()
+    assert failures == 2
+    assert ends is not None
+    address = "testclient"  # what Starlette's TestClient connects from
+    with platform.global_store.engine.connect() as conn:
+        for table in GlobalModel.metadata.sorted_tables:
+            for row in conn.execute(table.select()):
+                text = " ".join(str(v) for v in row)
+                assert address not in text, table.name
+    ok = client.post("/api/v1/sessions", json={"handle": "mei", "password": PASSWORD})
+    assert ok.status_code == 201
+    with platform.region("sg").session() as s:
+        assert s.scalar(select(Account.login_failures).where(Account.id == uid)) == 0
+    assert address not in (settings.data_dir / "throttle.db").read_bytes().decode("latin-1")
 
 
 def test_revoked_session_no_longer_works(client: TestClient) -> None:

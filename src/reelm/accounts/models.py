@@ -34,6 +34,11 @@ class Account(RegionModel):
     # Set when the user asks to delete their account: after this moment the account is purged
     # (rows, blobs, data key). Until then the user can log in and cancel.
     deletion_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The per-account login throttle: failed logins in the current window and when it ends.
+    # The account's own data, so it lives with the account in its home region (and moves with
+    # it); one UPDATE per failure, so every web process of every machine counts together.
+    login_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    login_window_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class LoginSession(RegionModel):

@@ -11,11 +11,12 @@ removes it.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,13 +31,13 @@ from reelm.accounts.schemas import (
     SignUp,
 )
 from reelm.accounts.security import (
-    LoginRateLimiter,
     hash_password,
     new_session_token,
     token_hash,
     token_region,
     verify_password,
 )
+from reelm.accounts.throttle import AddressThrottle, address_key
 from reelm.config import Settings
 from reelm.db import new_id, utcnow
 from reelm.effects.service import action
@@ -45,6 +46,7 @@ from reelm.errors import (
     FieldErrors,
     InvalidInput,
     NotFound,
+    RateLimited,
     ReelmError,
     TryAgainLater,
     Unauthorized,
@@ -293,18 +295,64 @@ def _do_open_session(
     return token
 
 
+def _too_many(seconds: int) -> RateLimited:
+    return RateLimited(
+        f"Too many failed logins; try again in {seconds} seconds.", retry_after=seconds
+    )
+
+
+def _check_account_throttle(settings: Settings, account: Account) -> None:
+    """Refuse (before the password is checked) an account that failed too often this window."""
+    ends = account.login_window_ends_at
+    now = utcnow()
+    if ends is not None and ends > now and account.login_failures >= (
+        settings.login_max_failures_per_handle
+    ):
+        raise _too_many(max(1, math.ceil((ends - now).total_seconds())))
+
+
+def _record_account_failure(store: RegionStore, settings: Settings, account_id: str) -> None:
+    """One more failure in the account's window (a new window if the last one ended), in one
+    UPDATE, so concurrent failures on several web processes all count."""
+    now = utcnow()
+    ended = or_(Account.login_window_ends_at.is_(None), Account.login_window_ends_at <= now)
+    with store.transaction() as s:
+        s.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(
+                login_failures=case((ended, 1), else_=Account.login_failures + 1),
+                login_window_ends_at=case(
+                    (ended, now + timedelta(seconds=settings.login_window_seconds)),
+                    else_=Account.login_window_ends_at,
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
 def check_login(
     platform: Platform,
     settings: Settings,
-    limiter: LoginRateLimiter,
+    throttle: AddressThrottle,
     *,
     handle: str,
     password: str,
     client_address: str = "",
     user_agent: str = "",
 ) -> SignedIn:
+    """Log in: a session in the user's home region.
+
+    Two throttles, neither in one process's memory: per client address (`throttle`: Redis or
+    a file local to the web machines, holding an HMAC of the address for the window only,
+    never the global database) and per account (its row in its home region). A refusal
+    writes nothing; a wrong password records the failure in both and then answers 401 (the
+    one error answer after a write: the write is the throttle's count of that error)."""
     key = handle.lower()
-    limiter.check(key, client_address)
+    where = address_key(settings, client_address)
+    wait = throttle.blocked_for(where, settings.login_max_failures_per_address)
+    if wait:
+        raise _too_many(wait)
     with platform.global_store.session() as g:
         entry = g.scalar(select(DirectoryEntry).where(DirectoryEntry.handle_key == key))
     account: Account | None = None
@@ -318,14 +366,21 @@ def check_login(
         store = platform.region(entry.home_region)
         with store.transaction() as s:
             account = s.get(Account, entry.user_id)
-            if account is not None and verify_password(settings, account.password_hash, password):
-                token = _do_open_session(s, store, settings, account, client_address, user_agent)
-                limiter.record_success(key)
-                return SignedIn(token=token, account=_account_read(store, account))
+            if account is not None:
+                _check_account_throttle(settings, account)
+                if verify_password(settings, account.password_hash, password):
+                    if account.login_failures or account.login_window_ends_at is not None:
+                        account.login_failures, account.login_window_ends_at = 0, None
+                    token = _do_open_session(
+                        s, store, settings, account, client_address, user_agent
+                    )
+                    return SignedIn(token=token, account=_account_read(store, account))
+        if account is not None:
+            _record_account_failure(store, settings, account.id)
     else:
         # Spend the same time as a real check so response times do not reveal which handles exist.
         verify_password(settings, _dummy_hash(settings), password)
-    limiter.record_failure(key, client_address)
+    throttle.record_failure(where)
     raise Unauthorized(WRONG_LOGIN, code="wrong_credentials")
 
 

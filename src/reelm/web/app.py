@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelm import __version__
-from reelm.accounts.security import LoginRateLimiter
+from reelm.accounts.throttle import open_address_throttle
 from reelm.config import Settings
 from reelm.errors import FieldErrors, InvalidInput, RateLimited, ReelmError, TryAgainLater
 from reelm.residency.service import open_platform
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     )
     app.state.settings = settings
     app.state.platform = platform if platform is not None else open_platform(settings)
-    app.state.login_limiter = LoginRateLimiter.from_settings(settings)
+    app.state.login_throttle = open_address_throttle(settings)
     app.state.templates = make_templates()
     app.add_middleware(SecurityMiddleware, settings=settings)
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from reelm.accounts.security import LoginRateLimiter
 from reelm.accounts.service import CurrentUser, access_session
+from reelm.accounts.throttle import AddressThrottle
 from reelm.config import Settings
 from reelm.errors import TryAgainLater, Unauthorized
 from reelm.residency.store import MOVING_RETRY_AFTER, Platform
@@ -26,9 +26,9 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_limiter(request: Request) -> LoginRateLimiter:
-    limiter: LoginRateLimiter = request.app.state.login_limiter
-    return limiter
+def get_throttle(request: Request) -> AddressThrottle:
+    throttle: AddressThrottle = request.app.state.login_throttle
+    return throttle
 
 
 def session_token(request: Request) -> str | None:
@@ -74,7 +74,7 @@ def client_address(request: Request) -> str:
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-LimiterDep = Annotated[LoginRateLimiter, Depends(get_limiter)]
+ThrottleDep = Annotated[AddressThrottle, Depends(get_throttle)]
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
 OptionalUserDep = Annotated[CurrentUser | None, Depends(get_optional_user)]
 ClientAddress = Annotated[str, Depends(client_address)]

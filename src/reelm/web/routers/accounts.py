@@ -24,9 +24,9 @@ from reelm.web.deps import (
     SESSION_COOKIE,
     ClientAddress,
     CurrentUserDep,
-    LimiterDep,
     PlatformDep,
     SettingsDep,
+    ThrottleDep,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
@@ -99,13 +99,13 @@ def login(
     response: Response,
     platform: PlatformDep,
     settings: SettingsDep,
-    limiter: LimiterDep,
+    throttle: ThrottleDep,
     address: ClientAddress,
 ) -> SignedIn:
     signed = service.check_login(
         platform,
         settings,
-        limiter,
+        throttle,
         handle=body.handle,
         password=body.password,
         client_address=address,
