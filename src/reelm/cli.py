@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -141,22 +142,35 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 @main.command()
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
+@click.option(
+    "--workers",
+    "web_workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Web processes on the port (default: REELM_WEB_WORKERS, else the number of cores).",
+)
 @click.option("--no-workers", is_flag=True, help="Do not start the region job workers.")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, no_workers: bool) -> None:
-    """Serve reelm over HTTP (initialising the data folder when needed)."""
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, web_workers: int | None,
+    no_workers: bool,
+) -> None:
+    """Serve reelm over HTTP (initialising the data folder when needed).
+
+    With several web processes (uvicorn's supervisor restarts one that dies) this process
+    stays their parent: it starts one job worker per region (not one per web process) and,
+    with jobs_immediate, runs each region's outbox dispatcher once."""
     import threading
 
     import uvicorn
 
     from reelm.effects.service import run_dispatcher
     from reelm.residency.service import do_init
-    from reelm.web.app import create_app
 
     settings = _settings(ctx)
     platform = do_init(settings)
-    app = create_app(settings, platform=platform)
     h, p = host or settings.host, port or settings.port
+    n = web_workers or settings.web_workers or os.cpu_count() or 1
     # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM's default
     # action would then end this process before the `finally` below stops the workers, leaving
     # them running orphaned. As an exception it unwinds through the `finally` like Ctrl-C does.
@@ -177,15 +191,37 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_workers: bo
                 daemon=True,
             ).start()
     from reelm.federation.delivery import run_deliverer
-    from reelm.federation.service import federation_of
+    from reelm.federation.service import enable
 
-    fed = federation_of(platform)  # create_app turned it on when REELM_FEDERATION_BASE_URL is set
+    # on in this process too (when REELM_FEDERATION_BASE_URL is set): one deliverer for the
+    # deployment here, however many web processes (each turns it on for its own outbox writes)
+    fed = enable(platform, settings)
     if fed is not None and (settings.jobs_immediate or no_workers):
         threading.Thread(target=run_deliverer, args=(fed, stop), name="federation",
                          daemon=True).start()  # fmt: skip
-    console.print(f"reelm serving at http://{h}:{p} ({len(workers)} region worker(s))")
+    console.print(
+        f"reelm serving at http://{h}:{p} ({n} web process(es), {len(workers)} region worker(s))"
+    )
     try:
-        uvicorn.run(app, host=h, port=p, log_level="info")
+        if n == 1:
+            from reelm.web.app import create_app
+
+            uvicorn.run(create_app(settings, platform=platform), host=h, port=p, log_level="info")
+        else:
+            # each web process builds its own app from the environment: give it this one's
+            # data folder (the other settings are in the environment already)
+            os.environ["REELM_DATA_DIR"] = str(settings.data_dir.resolve())
+            uvicorn.run(
+                "reelm.web.app:app_from_environment",
+                factory=True,
+                workers=n,
+                host=h,
+                port=p,
+                log_level="info",
+                # a process that starts on a busy machine (numpy, PyAV, the platform) may not
+                # answer the supervisor's ping within uvicorn's 5 s and would be killed
+                timeout_worker_healthcheck=30,
+            )
     finally:
         stop.set()
         for w in workers:

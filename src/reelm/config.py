@@ -155,6 +155,13 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `reelm serve` listens on.")
     port: int = Field(default=8000, description="Port `reelm serve` listens on.")
+    web_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Web processes `reelm serve` runs on its port (uvicorn's workers). Default: "
+        "the number of cores. They share no memory: sessions, login throttles, CSRF tokens and "
+        "For You cursors hold across them.",
+    )
     cookie_secure: bool = Field(
         default=False,
         description="Mark session cookies Secure (set true behind HTTPS).",

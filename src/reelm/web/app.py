@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,12 @@ def error_body(
     if fields:
         body["fields"] = {k: {"code": e.code, "message": e.message} for k, e in fields.items()}
     return {"error": body}
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of `reelm serve --workers N`'s web processes: its settings from the
+    environment (the supervisor exported the data folder), its own Platform."""
+    return create_app(Settings())
 
 
 def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
@@ -84,8 +91,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> dict[str, str | int]:
+        # which web process answered: `reelm serve --workers N` runs several on one port
+        return {"status": "ok", "process": os.getpid()}
 
     @app.get("/api/v1/ping", tags=["meta"])
     def ping() -> dict[str, str]:
