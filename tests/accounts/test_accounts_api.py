@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 
 import pytest
@@ -254,7 +255,7 @@ def test_error_shape_for_unknown_route_and_missing_auth(client: TestClient) -> N
 
 
 def test_openapi_and_health_are_served(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "process": os.getpid()}
     spec = client.get("/api/openapi.json").json()
     assert "/api/v1/accounts" in spec["paths"]
     assert client.get("/api/v1/jurisdictions").json()["NZ"] == "New Zealand"

@@ -2,13 +2,16 @@
 pages with 20% exploration, the diversity rule, and the viewer's blocks, mutes, "not interested",
 finished videos and visibility checked afresh on every page.
 
-A session's ranked list is built once (on its first page) and kept in process memory for a short
-time under (viewer, seed); the cursor carries the seed and the page number, so later pages take
-the next items off that list and never repeat one. See docs/feed.md.
+A session's ranked list is built once (on its first page) and cached in process memory for a short
+time under (viewer, seed); the cursor carries the seed, the page number and a digest of every
+video the session has served, so a later page never repeats one even when another web process,
+which rebuilt the list from the cursor, serves it. See docs/feed.md.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import random
@@ -44,6 +47,8 @@ MAX_PAGE = 50
 FINISHED_DAYS = 7
 SESSION_SECONDS = 15 * 60  # how long a session's ranked list is kept
 MAX_SESSIONS = 20_000  # per process; the least recently used go first
+SEEN_BYTES = 3  # a served video's digest in the cursor
+SEEN_MAX = 200  # the most recent served videos a cursor remembers (a cursor of ~1 kB)
 UNTRAINED_POOL_SECONDS = 30.0
 MAIN_SIZE = 300
 EXPLORE_SIZE = 100
@@ -645,7 +650,7 @@ def _features(
 @dataclass
 class FeedSession:
     queue: Queue
-    served: list[list[Candidate]] = field(default_factory=list)
+    served: dict[int, list[Candidate]] = field(default_factory=dict)  # by page number
     refused: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     used: float = field(default_factory=time.monotonic)
@@ -699,9 +704,39 @@ def forget_sessions(platform: Platform) -> None:
         _CACHES.pop(platform, None)
 
 
+def _seen_digest(video_id: str) -> bytes:
+    return hashlib.blake2b(video_id.encode(), digest_size=SEEN_BYTES).digest()
+
+
+def _decode_seen(text: object) -> set[bytes]:
+    if not isinstance(text, str):
+        raise ValueError("seen")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return {raw[i : i + SEEN_BYTES] for i in range(0, len(raw), SEEN_BYTES)}
+
+
+def _encode_seen(before: str, served: Iterable[Candidate]) -> str:
+    """The cursor's memory of served videos: digests, oldest first, the last SEEN_MAX only."""
+    raw = base64.urlsafe_b64decode(before + "=" * (-len(before) % 4)) if before else b""
+    raw += b"".join(_seen_digest(c.video_id) for c in served)
+    return base64.urlsafe_b64encode(raw[-SEEN_MAX * SEEN_BYTES :]).decode().rstrip("=")
+
+
+def _refuse_seen(session: FeedSession, seen: set[bytes]) -> None:
+    """Never serve again what the cursor says earlier pages served, whichever process served
+    them (this one's list may have been rebuilt from the cursor, ranked on what the viewer has
+    done since)."""
+    if seen:
+        q = session.queue
+        session.refused |= {
+            c.video_id for c in (*q.main, *q.explore) if _seen_digest(c.video_id) in seen
+        }
+
+
 def _serve_next(
     platform: Platform,
     session: FeedSession,
+    page: int,
     limit: int,
     state: ViewerState | None,
     viewer_id: str | None,
@@ -728,7 +763,7 @@ def _serve_next(
         picked = picked[:cut]
         q.position = snapshot[2] + cut
         q.last = (picked[-1].creator_id, picked[-1].sound_id) if picked else snapshot[3]
-    session.served.append(picked)
+    session.served[page] = picked
     return [(c, rows[c.video_id]) for c in picked]
 
 
@@ -762,7 +797,8 @@ def for_you_feed(
         seed = int(c["s"]) if c else random.getrandbits(48)
         started = int(c.get("t", time.time())) if c else int(time.time())
         page = int(c.get("p", 0)) if c else 0
-        per_page = int(c.get("n", limit)) if c else limit
+        seen_text = c.get("x", "") if c else ""
+        seen = _decode_seen(seen_text)
     except (TypeError, ValueError):
         raise InvalidInput("That page cursor is not valid.", code="bad_cursor") from None
     if page < 0 or page > 1000:
@@ -777,14 +813,11 @@ def for_you_feed(
         now = datetime.fromtimestamp(started, UTC)
         session = cache.put(key, FeedSession(build_session(platform, me, state, seed, now=now)))
     with session.lock:
-        # pages this process has not served in this session (its cache was lost): serve them
-        # again, in order, so this page continues where they ended
-        while len(session.served) < page:
-            _serve_next(platform, session, per_page, state, viewer_id)
-        if page < len(session.served):
+        if page in session.served:  # a retry of a page this process served: the same items
             items = _replay(platform, session, page, state, viewer_id)
         else:
-            items = _serve_next(platform, session, limit, state, viewer_id)
+            _refuse_seen(session, seen)
+            items = _serve_next(platform, session, page, limit, state, viewer_id)
         more = not session.queue.exhausted and bool(items)
     return FeedPage.model_construct(
         items=[
@@ -792,7 +825,16 @@ def for_you_feed(
             for cand, row in items
         ],
         next_cursor=(
-            encode_cursor({"s": seed, "t": started, "p": page + 1, "n": limit}) if more else None
+            encode_cursor(
+                {
+                    "s": seed,
+                    "t": started,
+                    "p": page + 1,
+                    "x": _encode_seen(seen_text, (cand for cand, _ in items)),
+                }
+            )
+            if more
+            else None
         ),
     )
 
