@@ -129,15 +129,20 @@ class Call:
 
 @dataclass(frozen=True)
 class AuthCall(Call):
-    """A request with a session token as its bearer token."""
+    """A request with a session token as its bearer token. With `cookies`, the client keeps the
+    cookies the server sets for this token (the session pass) and sends them back, as a browser
+    or an app's HTTP client with a cookie jar does."""
 
     token: str = ""
+    cookies: bool = False
 
-    def encode(self, host: str) -> bytes:
+    def encode(self, host: str, cookie: str | None = None) -> bytes:
         raw = super().encode(host)
         head, sep, rest = raw.partition(b"\r\n")
-        return head + sep + f"Authorization: Bearer {self.token}\r\n".encode() + rest
-
+        extra = f"Authorization: Bearer {self.token}\r\n"
+        if cookie:
+            extra += f"Cookie: {cookie}\r\n"
+        return head + sep + extra.encode() + rest
 
 
 @dataclass
@@ -183,7 +188,8 @@ class _Connection:
                 await self.writer.wait_closed()
         self.reader = self.writer = None
 
-    async def request(self, raw: bytes) -> tuple[int, bytes]:
+    async def request(self, raw: bytes, jar: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """Send one request; the answer's status and body (its cookies into `jar`)."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
@@ -200,6 +206,13 @@ class _Connection:
                 chunked = True
             elif name == b"connection" and b"close" in value.lower():
                 close = True
+            elif name == b"set-cookie" and jar is not None:
+                pair = value.decode("latin-1").split(";", 1)[0].strip()
+                key, _, val = pair.partition("=")
+                if val:
+                    jar[key] = val
+                else:
+                    jar.pop(key, None)
         if chunked:
             chunks = bytearray()
             while True:
@@ -230,15 +243,21 @@ async def _run(
 
     async def client(i: int) -> None:
         conn = _Connection(host, port)
+        jars: dict[str, dict[str, str]] = {}  # token → its cookies
         n = 0
         try:
             while time.perf_counter() < deadline:
                 call = make_call(i, n)
                 n += 1
-                raw = call.encode(host)
+                jar = None
+                if isinstance(call, AuthCall) and call.cookies:
+                    jar = jars.setdefault(call.token, {})
+                    raw = call.encode(host, "; ".join(f"{k}={v}" for k, v in jar.items()))
+                else:
+                    raw = call.encode(host)
                 t0 = time.perf_counter()
                 try:
-                    status, body = await conn.request(raw)
+                    status, body = await conn.request(raw, jar)
                 except (OSError, asyncio.IncompleteReadError, ValueError) as e:
                     phase.errors += 1
                     phase.error_kinds[type(e).__name__] += 1

@@ -64,13 +64,17 @@ def cpu_seconds() -> float | None:
 
 
 @contextmanager
-def databases(prefix: str, names: list[str]) -> Iterator[dict[str, str]]:
-    """Fresh empty databases `<prefix>_<name>`; yields name → URL; drops them afterwards."""
+def databases(
+    prefix: str, names: list[str], *, templates: dict[str, str] | None = None
+) -> Iterator[dict[str, str]]:
+    """Fresh databases `<prefix>_<name>` (empty, or copies of `templates[name]`); yields name →
+    URL; drops them afterwards."""
     srv = server()
     full = {n: f"{prefix}_{n}" for n in names}
-    for db in full.values():
+    for n, db in full.items():
         srv.psql(f"SET client_min_messages = warning;\nDROP DATABASE IF EXISTS {db} WITH (FORCE);")
-        srv.psql(f"CREATE DATABASE {db};")
+        template = f" TEMPLATE {templates[n]}" if templates else ""
+        srv.psql(f"CREATE DATABASE {db}{template};")
     try:
         yield {n: srv.get_uri(database=db) for n, db in full.items()}
     finally:
@@ -79,3 +83,15 @@ def databases(prefix: str, names: list[str]) -> Iterator[dict[str, str]]:
                 srv.psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE);")
             except Exception as e:  # a failed drop must not hide the benchmark's own error
                 print(f"warning: could not drop database {db}: {e}")
+
+
+def exists(db: str) -> bool:
+    out = server().psql(f"SELECT count(*) FROM pg_database WHERE datname = '{db}';")
+    return any(line.strip() == "1" for line in out.splitlines())
+
+
+def copy_database(source: str, target: str) -> None:
+    """`target` as a file-level copy of `source` (which nobody may be connected to)."""
+    srv = server()
+    srv.psql(f"SET client_min_messages = warning;\nDROP DATABASE IF EXISTS {target} WITH (FORCE);")
+    srv.psql(f"CREATE DATABASE {target} TEMPLATE {source};")

@@ -59,6 +59,7 @@ VIEWERS_PER_REGION = 2000
 P99_TARGET = 0.150  # seconds
 RATIO_TARGET = 0.30
 BACKENDS = ("sqlite", "postgresql")
+PG_PREFIX = "reelm_bench_feed"
 
 
 @dataclass
@@ -373,11 +374,12 @@ def seed(ctx: Context, platform: Any, scale: Scale, seed_value: int = 7) -> Seed
 
 def _analyze(platform: Any) -> None:
     """Fresh planner statistics after the bulk load (what autovacuum / a DBA would do)."""
-    from sqlalchemy import text
-
-    for engine in [platform.global_store.engine, *(r.engine for r in platform.regions.values())]:
-        with engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
+    with platform.global_store.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    for store in platform.regions.values():
+        with store.unchecked_connection(reason="bench: ANALYZE after the bulk load") as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
 
 
 # ---- driving -------------------------------------------------------------------------------
@@ -405,7 +407,7 @@ class Scrolling:
         if st["cursor"]:
             path += f"&cursor={st['cursor']}"
         st["waiting"] = True
-        return AuthCall("GET", path, tag=client, token=token)
+        return AuthCall("GET", path, tag=client, token=token, cookies=True)
 
     def ok(self, call: Call, body: bytes) -> None:
         st = self.state[call.tag]
@@ -420,7 +422,7 @@ def following_calls(viewers: list[tuple[str, str, bool]], clients: int) -> Any:
 
     def call(client: int, n: int) -> Call:
         token = followers[((n // 2) * clients + client) % len(followers)][0]
-        return AuthCall("GET", "/api/v1/feed/following?limit=10", token=token)
+        return AuthCall("GET", "/api/v1/feed/following?limit=10", token=token, cookies=True)
 
     return call
 
@@ -434,6 +436,7 @@ class Run:
     items_per_page: float = 0.0
     empty_pages: int = 0
     breakdown: dict[str, float] = field(default_factory=dict)
+    cached: bool = False  # the seeded data came from the DatasetCache
 
     def bare(self, label: str) -> float:
         names = list(self.phases)
@@ -447,23 +450,93 @@ class Run:
 
 def measure(ctx: Context, backend: str, scale: Scale) -> Run:
     data_dir = ctx.subdir(backend)
+    cache = DatasetCache(backend, scale)
     if backend == "sqlite":
-        return _measure(ctx, backend, scale, data_dir, {})
-    with _pg.databases("reelm_bench_feed", ["global", "us", "sg"]) as urls:
+        return _measure(ctx, backend, scale, data_dir, {}, cache)
+    names = ["global", *REGIONS]
+    templates = cache.pg_names(names) if cache.ready() else None
+    with _pg.databases(PG_PREFIX, names, templates=templates) as urls:
         env = {
             "REELM_GLOBAL_DATABASE_URL": urls["global"],
-            "REELM_REGION_DATABASE_URLS": json.dumps({"us": urls["us"], "sg": urls["sg"]}),
+            "REELM_REGION_DATABASE_URLS": json.dumps({r: urls[r] for r in REGIONS}),
         }
-        return _measure(ctx, backend, scale, data_dir, env)
+        return _measure(ctx, backend, scale, data_dir, env, cache)
 
 
-def _measure(ctx: Context, backend: str, scale: Scale, data_dir: Path, env: dict[str, str]) -> Run:
+class DatasetCache:
+    """The seeded data of one backend and scale, kept between runs (seeding takes minutes):
+    the data folder (keys, SQLite files) under REELM_BENCH_CACHE (default
+    /tmp/reelm-bench-cache) and, on PostgreSQL, template databases in the benchmark's server.
+    Keyed by the scale and both migration heads; older than MAX_AGE it is built again (the
+    interactions are dated relative to the day they were seeded)."""
+
+    MAX_AGE = 12 * 3600
+    VERSION = 1  # bump when `seed` changes what it writes
+
+    def __init__(self, backend: str, scale: Scale) -> None:
+        import os
+
+        from bench._common import REPO
+
+        heads = [
+            max(p.name.split("_")[0] for p in (REPO / "src/reelm/migrations" / kind / "versions")
+                .glob("[gr]0*.py"))
+            for kind in ("global", "region")
+        ]  # fmt: skip
+        self.key = f"v{self.VERSION}_{scale.users}_{scale.interactions}_{'_'.join(heads)}"
+        root = Path(os.environ.get("REELM_BENCH_CACHE", "/tmp/reelm-bench-cache"))
+        self.dir = root / f"feed-{backend}-{self.key}"
+        self.backend = backend
+
+    def pg_names(self, names: list[str]) -> dict[str, str]:
+        return {n: f"reelm_bench_feedcache_{self.key}_{n}" for n in names}
+
+    def ready(self) -> bool:
+        done = self.dir / "seeded.json"
+        if not done.exists() or time.time() - done.stat().st_mtime > self.MAX_AGE:
+            return False
+        if self.backend == "postgresql":
+            return all(_pg.exists(db) for db in self.pg_names(["global", *REGIONS]).values())
+        return True
+
+    def load(self, data_dir: Path) -> Seeded:
+        import shutil
+
+        shutil.copytree(self.dir / "data", data_dir, dirs_exist_ok=True)
+        raw = json.loads((self.dir / "seeded.json").read_text())
+        return Seeded(
+            users=raw["users"], videos=raw["videos"], rows=Counter(raw["rows"]),
+            viewers=[tuple(v) for v in raw["viewers"]], seconds=raw["seconds"],
+        )  # fmt: skip
+
+    def store(self, data_dir: Path, seeded: Seeded) -> None:
+        """Called with every connection to the seeded databases closed."""
+        import shutil
+
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        shutil.copytree(data_dir, self.dir / "data")
+        if self.backend == "postgresql":
+            for name, template in self.pg_names(["global", *REGIONS]).items():
+                _pg.copy_database(f"{PG_PREFIX}_{name}", template)
+        (self.dir / "seeded.json").write_text(
+            json.dumps({"users": seeded.users, "videos": seeded.videos, "rows": seeded.rows,
+                        "viewers": seeded.viewers, "seconds": seeded.seconds})
+        )  # fmt: skip
+
+
+def _measure(
+    ctx: Context, backend: str, scale: Scale, data_dir: Path, env: dict[str, str],
+    cache: DatasetCache,
+) -> Run:  # fmt: skip
     import subprocess
 
     from reelm.config import Settings
     from reelm.feed.model import train_region
     from reelm.residency.service import open_platform
 
+    cached = cache.ready()
+    seeded = cache.load(data_dir) if cached else None
     full_env = reelm_env(REELM_DATA_DIR=str(data_dir), **env)
     init = subprocess.run(
         [*reelm_command(), "init"], env=full_env, capture_output=True, text=True, check=False
@@ -474,13 +547,22 @@ def _measure(ctx: Context, backend: str, scale: Scale, data_dir: Path, env: dict
     if env:
         kwargs["global_database_url"] = env["REELM_GLOBAL_DATABASE_URL"]
         kwargs["region_database_urls"] = json.loads(env["REELM_REGION_DATABASE_URLS"])
+    if seeded is None:
+        ctx.log(f"{backend}: seeding {scale.users:,} users, {scale.videos:,} videos, "
+                f"{scale.interactions:,} interactions")  # fmt: skip
+        platform = open_platform(Settings(**kwargs))
+        try:
+            seeded = seed(ctx, platform, scale)
+        finally:
+            platform.close()
+        cache.store(data_dir, seeded)
+        ctx.log(f"  seeded in {seeded.seconds:.0f} s (kept in {cache.dir})")
+    else:
+        ctx.log(f"{backend}: the seeded data of {seeded.seconds:.0f} s, from {cache.dir}")
+    run = Run(backend, seeded, cached=cached)
     platform = open_platform(Settings(**kwargs))
-    ctx.log(f"{backend}: seeding {scale.users:,} users, {scale.videos:,} videos, "
-            f"{scale.interactions:,} interactions")  # fmt: skip
     try:
-        seeded = seed(ctx, platform, scale)
-        run = Run(backend, seeded)
-        ctx.log(f"  seeded in {seeded.seconds:.0f} s; training the For You models")
+        ctx.log("  training the For You models")
         for region in REGIONS:
             t0 = time.perf_counter()
             report = train_region(platform, region)
@@ -598,7 +680,10 @@ def _label(backend: str) -> str:
 
 def run(ctx: Context) -> Outcome:
     scale = QUICK if ctx.quick else FULL
-    runs = [measure(ctx, backend, scale) for backend in BACKENDS]
+    import os
+
+    chosen = os.environ.get("REELM_BENCH_FEED_BACKENDS", ",".join(BACKENDS)).split(",")
+    runs = [measure(ctx, backend, scale) for backend in BACKENDS if backend in chosen]
     return report(runs, scale)
 
 
