@@ -55,6 +55,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Lifetime of a login session, in hours.",
     )
+    session_pass_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="How long a signed session pass (the `reelm_pass` cookie) lets reads skip the "
+        "session-table lookup, in seconds; a revoked or expired session keeps reading for at "
+        "most this long (writes always look the session up). 0 turns passes off.",
+    )
     argon2_time_cost: int = Field(
         default=3,
         ge=1,

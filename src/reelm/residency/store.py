@@ -96,6 +96,23 @@ class Directory:
                     out[uid] = Home(region, state, moving_to)
         return out
 
+    def home(self, user_id: str) -> Home | None:
+        """One user's home, read straight on a pooled DBAPI connection: the web's session pass
+        reads it on every signed-in read, where the ORM's per-execute work cost more than the
+        primary-key lookup itself."""
+        sql = "SELECT home_region, state, moving_to FROM directory WHERE user_id = ?"
+        if self.engine.dialect.paramstyle != "qmark":
+            sql = sql.replace("?", "%s")
+        conn = self.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            cur.execute(sql, (user_id,))
+            row = cur.fetchone()
+            cur.close()
+        finally:
+            conn.close()
+        return Home(*row) if row is not None else None
+
     def all_homes(self) -> dict[str, Home]:
         with Session(self.engine) as s:
             rows = s.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -10,9 +11,14 @@ from reelm.accounts.service import CurrentUser, access_session
 from reelm.accounts.throttle import AddressThrottle
 from reelm.config import Settings
 from reelm.errors import TryAgainLater, Unauthorized
+from reelm.residency.models import ACTIVE, MOVING
 from reelm.residency.store import MOVING_RETRY_AFTER, Platform
+from reelm.web.security import PASS_COOKIE, SessionPass, issue_pass, read_pass
+
+__all__ = ["PASS_COOKIE", "SESSION_COOKIE"]
 
 SESSION_COOKIE = "reelm_session"
+_clock = time.time  # the session passes' clock (tests move it)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -38,13 +44,39 @@ def session_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
+def _signed_in(request: Request, platform: Platform, token: str) -> CurrentUser:
+    """The user of the session `token`. A read with a valid session pass (web/security.py) takes
+    the session from the pass and reads only the user's Directory entry, which must still name
+    the pass's region as home (or the move in progress from it); anything else looks the session
+    up in its region, and a read looked up that way is answered with a fresh pass."""
+    settings: Settings = request.app.state.settings
+    passes = settings.session_pass_seconds > 0 and request.method in SAFE_METHODS
+    if passes and (value := request.cookies.get(PASS_COOKIE)):
+        p = read_pass(settings, token, value, now=_clock())
+        if p is not None:
+            home = platform.directory.home(p.user_id)
+            if home is not None and home.region == p.region and home.state in (ACTIVE, MOVING):
+                return CurrentUser(
+                    p.user_id, p.handle, p.region, p.session_id, moving=home.state == MOVING
+                )
+    user = access_session(platform, token)
+    if passes:
+        until = int(_clock()) + settings.session_pass_seconds
+        request.state.session_pass = issue_pass(
+            settings,
+            token,
+            SessionPass(user.user_id, user.handle, user.region, user.session_id, until),
+        )
+    return user
+
+
 def get_current_user(
     request: Request, platform: Annotated[Platform, Depends(get_platform)]
 ) -> CurrentUser:
     token = session_token(request)
     if not token:
         raise Unauthorized("Log in to do that.", code="not_signed_in")
-    user = access_session(platform, token)
+    user = _signed_in(request, platform, token)
     if user.moving and request.method not in SAFE_METHODS:
         # refused before anything is written (files included); the region hooks refuse the
         # database writes of a request that started before the move anyway
@@ -63,7 +95,7 @@ def get_optional_user(
     if not token:
         return None
     try:
-        return access_session(platform, token)
+        return _signed_in(request, platform, token)
     except Unauthorized:
         return None
 

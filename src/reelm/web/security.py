@@ -9,15 +9,27 @@ Sign-up and login use no session, so they are exempt from the token; like every 
 request without a bearer token, they are refused when the browser says they come from another
 site (`Sec-Fetch-Site`, else `Origin`), which stops login CSRF.
 
+Session passes. A signed-in read (GET, HEAD) whose session was looked up in its region's session
+table is answered with a `reelm_pass` cookie: the session's user, handle, region and id, valid
+for `session_pass_seconds`, MACed under `secret_key` together with the session token itself (a
+pass is worth nothing without the token it was issued for). A read that brings a valid pass skips
+the session-table lookup; it still reads the user's Directory entry, so a user whose home moved or
+who is being moved is never served from the pass's region by mistake. Unsafe requests always look
+the session up. So a revoked or expired session keeps reading for at most `session_pass_seconds`,
+and never writes again.
+
 Headers. A Content-Security-Policy without inline scripts or styles (every script is a file under
 /static), `frame-ancestors 'none'`, nosniff and a strict referrer policy.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
+from functools import cache
 from http.cookies import SimpleCookie
 from urllib.parse import urlsplit
 
@@ -30,6 +42,7 @@ from reelm.errors import Forbidden
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 SESSION_COOKIE = "reelm_session"
+PASS_COOKIE = "reelm_pass"
 # Requests that open a session rather than use one (the cookie a browser may still hold is ignored)
 NO_SESSION_POSTS = frozenset({"/api/v1/accounts", "/api/v1/sessions", "/staff/api/v1/sessions"})
 
@@ -66,6 +79,64 @@ def csrf_token(settings: Settings, session_token: str) -> str:
     """The token a page sends back with its unsafe requests; bound to this session."""
     mac = hmac.new(settings.secret_key.encode(), b"csrf|" + session_token.encode(), hashlib.sha256)
     return mac.hexdigest()
+
+
+@dataclass(frozen=True)
+class SessionPass:
+    """What a pass vouches for until `valid_until` (Unix seconds)."""
+
+    user_id: str
+    handle: str
+    region: str
+    session_id: str
+    valid_until: int
+
+
+@cache
+def _pass_key(secret_key: str) -> bytes:
+    return hmac.new(secret_key.encode(), b"reelm session pass", hashlib.sha256).digest()
+
+
+def _pass_mac(settings: Settings, session_token: str, payload: bytes) -> bytes:
+    msg = session_token.encode() + b"|" + payload
+    return hmac.new(_pass_key(settings.secret_key), msg, hashlib.sha256).digest()[:18]
+
+
+def _b64(raw: bytes) -> bytes:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=")
+
+
+def issue_pass(settings: Settings, session_token: str, p: SessionPass) -> str:
+    """The `reelm_pass` cookie value for `p`, bound to `session_token`."""
+    fields = [p.user_id, p.handle, p.region, p.session_id, p.valid_until]
+    payload = _b64(json.dumps(fields, separators=(",", ":")).encode())
+    return (payload + b"." + _b64(_pass_mac(settings, session_token, payload))).decode()
+
+
+def read_pass(
+    settings: Settings, session_token: str, value: str, *, now: float
+) -> SessionPass | None:
+    """The pass in `value` if its MAC is right for this token and it has not run out; else None
+    (a forged, foreign or stale pass is ignored: the session is then looked up)."""
+    payload, _, mac = value.encode().partition(b".")
+    try:
+        sent = base64.urlsafe_b64decode(mac + b"=" * (-len(mac) % 4))
+        if not hmac.compare_digest(sent, _pass_mac(settings, session_token, payload)):
+            return None
+        fields = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
+        user_id, handle, region, session_id, until = fields
+        p = SessionPass(str(user_id), str(handle), str(region), str(session_id), int(until))
+    except (ValueError, TypeError, IndexError):
+        return None
+    return p if now < p.valid_until else None
+
+
+def pass_cookie_header(settings: Settings, value: str) -> bytes:
+    secure = "; Secure" if settings.cookie_secure else ""
+    return (
+        f"{PASS_COOKIE}={value}; Max-Age={settings.session_pass_seconds}; Path=/; HttpOnly; "
+        f"SameSite=Lax{secure}"
+    ).encode()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -132,10 +203,15 @@ class SecurityMiddleware:
             await _refuse(send, *refused)
             return
         csp = not path.startswith(_NO_CSP_PREFIXES)
+        # the request's state, shared with the handlers (a dependency leaves a pass to send here)
+        state = scope.setdefault("state", {})
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                issued = state.get("session_pass")
+                if issued is not None:
+                    headers.append("set-cookie", pass_cookie_header(self.settings, issued).decode())
                 if csp:
                     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
                 else:

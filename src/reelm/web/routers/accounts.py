@@ -21,6 +21,7 @@ from reelm.accounts.schemas import (
 from reelm.errors import FieldErrors
 from reelm.residency.jurisdictions import all_jurisdictions
 from reelm.web.deps import (
+    PASS_COOKIE,
     SESSION_COOKIE,
     ClientAddress,
     CurrentUserDep,
@@ -119,6 +120,7 @@ def login(
 def logout(user: CurrentUserDep, platform: PlatformDep, response: Response) -> None:
     service.do_logout(platform, user)
     response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(PASS_COOKIE, path="/")
 
 
 @router.get("/sessions")
