@@ -5,6 +5,7 @@ from reelm.audit import models as audit_models
 from reelm.carveout import models as carveout_models
 from reelm.effects import models as effects_models
 from reelm.federation import models as federation_models
+from reelm.feed import models as feed_models
 from reelm.media import models as media_models
 from reelm.residency import models as residency_models
 from reelm.social import models as social_models
@@ -17,6 +18,7 @@ __all__ = [
     "carveout_models",
     "effects_models",
     "federation_models",
+    "feed_models",
     "media_models",
     "residency_models",
     "social_models",

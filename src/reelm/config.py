@@ -161,6 +161,19 @@ class Settings(BaseSettings):
         "loopback or private addresses (two deployments or a test peer on one machine). Never "
         "in production: it opens the server to request forgery against internal addresses.",
     )
+    feed_candidates_days: int = Field(
+        default=7,
+        ge=0,
+        description="After each training, the region's worker precomputes the For You candidate "
+        "set of every user of the region with a session seen in the last this many days "
+        "(0: none; their sessions are then built live).",
+    )
+    feed_candidates_max_age_minutes: int = Field(
+        default=60,
+        ge=1,
+        description="A stored For You candidate set older than this is not used; the session is "
+        "built live instead.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `reelm serve` listens on.")
     port: int = Field(default=8000, description="Port `reelm serve` listens on.")
     web_workers: int | None = Field(

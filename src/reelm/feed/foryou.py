@@ -32,7 +32,7 @@ from reelm.accounts.service import CurrentUser
 from reelm.config import Settings
 from reelm.db import utcnow
 from reelm.errors import InvalidInput
-from reelm.feed import ranking, reads
+from reelm.feed import candidates, ranking, reads
 from reelm.feed.model import ForYouModel, ItemModel, Pools, compute_pools, load_model
 from reelm.feed.ranking import Candidate, Queue
 from reelm.feed.schemas import FeedItem, FeedPage, Interest, decode_cursor, encode_cursor
@@ -152,7 +152,9 @@ def fetch_videos(platform: Platform, ids: Iterable[str]) -> dict[str, VideoRow]:
     out: dict[str, VideoRow] = {}
     engine = platform.global_store.engine
     for chunk in chunks(wanted, 500):
-        sql = f"SELECT {reads.CATALOG_COLUMNS} FROM catalog_videos WHERE id IN ({qmarks(len(chunk))})"
+        sql = (
+            f"SELECT {reads.CATALOG_COLUMNS} FROM catalog_videos WHERE id IN ({qmarks(len(chunk))})"
+        )
         for row in reads.catalog_rows(reads.run(engine, sql, chunk)):
             out[row.id] = row
     return out
@@ -394,6 +396,93 @@ def build_session(
     )
 
 
+def stored_session(
+    platform: Platform,
+    me: Person,
+    state: ViewerState,
+    seed: int,
+    *,
+    now: datetime,
+    max_age: timedelta,
+) -> Queue | None:
+    """The session's ranked lists from the viewer's stored candidate set (feed/precompute.py),
+    or None when there is none, it is older than `max_age`, or another region's model ranked it
+    (then the session is built live, `build_session`).
+
+    The stored lists get this session's jitter; what arrived after the set was built is added
+    and scored like a live build scores it: videos of followed creators published since (and the
+    newest ones of creators followed since), and public videos published since. Every candidate
+    goes through `visible` with the viewer's state of now, and again on every page."""
+    cs = candidates.load(platform.region(me.region), me.user_id)
+    if cs is None or cs.region != me.region or now - cs.built_at > max_age:
+        return None
+    model, pools = _pools(platform, me.region)
+    if model is None:
+        return None
+    loaded: list[tuple[ForYouModel | None, Pools]] = [(model, pools)]
+    catalog = DbCatalog(platform, [pools], [cs.built_at])
+    stored = {vid for vid, _, _, _ in cs.main} | {vid for vid, _, _ in cs.explore}
+    b = Build()
+    for vid in catalog.fresh(cs.built_at):
+        b.explore.setdefault(vid, Offer(ranking.EXPLORE, "New creators to discover"))
+    followed = followed_since(platform, state.follows, cs.built_at) if state.follows else []
+    for creator in state.follows - cs.follows:
+        followed += catalog.videos(pools.by_creator.get(creator, ())).values()
+    for row in followed:
+        b.rows[row.id] = row
+        b.offer(row.id, ranking.FOLLOWING, f"You follow @{row.creator_handle}")
+    for vid in stored:
+        b.main.pop(vid, None)
+        b.explore.pop(vid, None)
+    new_main, new_explore = _visible_candidates(b, catalog, cs.seen, state, me.user_id)
+    _features(new_main + new_explore, b.rows, _completion(loaded), now)
+    taste = Taste(
+        tag_weight=defaultdict(float, cs.tag_weight),
+        sound_weight=defaultdict(float, cs.sound_weight),
+        user_vector=(
+            np.asarray(cs.user_vector, dtype=np.float64)
+            if cs.user_vector is not None and cs.model_trained_at == model.trained_at
+            else None
+        ),
+    )
+    tags = catalog.tags([c.video_id for c in new_main]) if taste.tag_weight else {}
+    _personal_scores(new_main, taste, tags, _trend(loaded), model, state)
+    ranking.score(new_main, seed)
+    ranking.explore_score(new_explore, seed)
+
+    rows = catalog.videos(stored)
+    w = ranking.WEIGHTS.jitter
+    main, explore = new_main, new_explore
+    follow = ranking.WEIGHTS.follow
+    for vid, source, reason, base in cs.main:
+        c = _stored_candidate(rows.get(vid), vid, source, reason, state, me.user_id)
+        if c is None:
+            continue
+        followed_now, followed_then = c.creator_id in state.follows, c.creator_id in cs.follows
+        if source == ranking.FOLLOWING and not followed_now:
+            continue  # offered only because of a follow that has ended
+        c.score = base + w * ranking.jitter(seed, vid) + follow * (followed_now - followed_then)
+        main.append(c)
+    for vid, reason, base in cs.explore:
+        c = _stored_candidate(rows.get(vid), vid, ranking.EXPLORE, reason, state, me.user_id)
+        if c is not None:
+            c.score = base + ranking.EXPLORE_JITTER * ranking.jitter(seed, vid)
+            explore.append(c)
+    main.sort(key=lambda c: -c.score)
+    explore.sort(key=lambda c: -c.score)
+    return Queue(main[:MAIN_SIZE], explore[:EXPLORE_SIZE])
+
+
+def _stored_candidate(
+    row: VideoRow | None, vid: str, source: int, reason: str, state: ViewerState, viewer: str
+) -> Candidate | None:
+    if row is None or not visible(row, state, viewer):
+        return None
+    c = Candidate(vid, row.creator_id, row.sound_id, source, reason)
+    c.followers_only = row.visibility != "public"
+    return c
+
+
 @dataclass
 class Taste:
     """What the viewer's own records say they like, for one session (empty when anonymous)."""
@@ -417,7 +506,24 @@ def rank_session(
     now: datetime,
 ) -> Queue:
     """The ranked main and exploration queues of one session. `loaded[0]` is the viewer's own
-    region (the only one whose model may score them); `state` None means anonymous.
+    region (the only one whose model may score them); `state` None means anonymous."""
+    main, explore, _ = rank_parts(
+        catalog, loaded, positives=positives, state=state, viewer_id=viewer_id, seed=seed, now=now
+    )
+    return Queue(main, explore)
+
+
+def rank_parts(
+    catalog: CatalogReader,
+    loaded: list[tuple[ForYouModel | None, Pools]],
+    *,
+    positives: list[tuple[str, str, datetime]],
+    state: ViewerState | None,
+    viewer_id: str | None,
+    seed: int,
+    now: datetime,
+) -> tuple[list[Candidate], list[Candidate], Taste]:
+    """`rank_session`'s lists, best first, and the viewer's taste they were scored with.
 
     Phases: offer the exploration pool, the viewer's own sources (follows, co-engagement,
     hashtags, sounds) and trending; keep the offers the viewer may see; score and sort."""
@@ -436,7 +542,7 @@ def rank_session(
     ranking.explore_score(explore, seed)
     main.sort(key=lambda c: -c.score)
     explore.sort(key=lambda c: -c.score)
-    return Queue(main[:MAIN_SIZE], explore[:EXPLORE_SIZE])
+    return main[:MAIN_SIZE], explore[:EXPLORE_SIZE], taste
 
 
 def _offer_exploration(
@@ -544,15 +650,21 @@ def _offer_neighbours(
     return user_vector
 
 
-def _offer_trending(
-    b: Build, loaded: list[tuple[ForYouModel | None, Pools]], *, anonymous: bool
-) -> dict[str, float]:
-    """Each region's trending videos; returns each one's trend relative to its region's top."""
+def _trend(loaded: list[tuple[ForYouModel | None, Pools]]) -> dict[str, float]:
+    """Each region's top trending videos, each one's trend relative to its region's top."""
     trend: dict[str, float] = {}
     for _, pools in loaded:
         top = max(pools.trending.values(), default=1.0) or 1.0
         for vid, t in list(pools.trending.items())[:TRENDING_TAKE]:
             trend[vid] = max(trend.get(vid, 0.0), t / top)
+    return trend
+
+
+def _offer_trending(
+    b: Build, loaded: list[tuple[ForYouModel | None, Pools]], *, anonymous: bool
+) -> dict[str, float]:
+    """Each region's trending videos; returns each one's trend relative to its region's top."""
+    trend = _trend(loaded)
     popular = "Popular on reelm" if anonymous else "Popular in your region"
     for vid in trend:
         b.offer(vid, ranking.TRENDING, popular)
@@ -811,7 +923,13 @@ def for_you_feed(
     session = cache.get(key)
     if session is None:
         now = datetime.fromtimestamp(started, UTC)
-        session = cache.put(key, FeedSession(build_session(platform, me, state, seed, now=now)))
+        queue = None
+        if me is not None and state is not None:
+            max_age = timedelta(minutes=settings.feed_candidates_max_age_minutes)
+            queue = stored_session(platform, me, state, seed, now=now, max_age=max_age)
+        if queue is None:
+            queue = build_session(platform, me, state, seed, now=now)
+        session = cache.put(key, FeedSession(queue))
     with session.lock:
         if page in session.served:  # a retry of a page this process served: the same items
             items = _replay(platform, session, page, state, viewer_id)
@@ -846,9 +964,7 @@ def _video_read(row: VideoRow) -> PublicVideoRead:
     """The public view of a catalogue row. Built without re-validation: every value comes from
     a typed catalogue column (this was a tenth of a page's cost)."""
     fields = {f: getattr(row, f) for f in _READ_FIELDS}
-    return PublicVideoRead.model_construct(
-        **fields, urls=media_urls(row.id, row.published_at)
-    )
+    return PublicVideoRead.model_construct(**fields, urls=media_urls(row.id, row.published_at))
 
 
 def popular_interests(platform: Platform, *, limit: int = 30) -> list[Interest]:

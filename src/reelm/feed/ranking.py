@@ -109,11 +109,14 @@ def score(candidates: Sequence[Candidate], seed: int, weights: Weights = WEIGHTS
         )
 
 
+EXPLORE_JITTER = 0.6
+
+
 def explore_score(candidates: Sequence[Candidate], seed: int) -> None:
     """Exploration order: mostly chance (that is the point), nudged towards fresh, well-received
     videos so discovery does not start with the worst of the catalogue."""
     for c in candidates:
-        c.score = 0.6 * jitter(seed, c.video_id) + 0.25 * c.prior + 0.15 * c.fresh
+        c.score = EXPLORE_JITTER * jitter(seed, c.video_id) + 0.25 * c.prior + 0.15 * c.fresh
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Feed jobs: the periodic retraining of each region's For You model, on that region's queue.
+"""Feed jobs: the periodic retraining of each region's For You model, on that region's queue,
+followed by its users' candidate sets (feed/precompute.py).
 
 The worker of a region (`reelm worker --region R`) registers the job before its consumer starts,
 so training runs on the region's own machines and reads only the region's database.
@@ -13,6 +14,7 @@ from typing import Any
 from reelm.config import Settings
 from reelm.db import utcnow
 from reelm.feed.model import load_model, train_region
+from reelm.feed.precompute import do_precompute_candidates
 from reelm.media import jobs
 from reelm.residency.store import Platform
 
@@ -26,6 +28,7 @@ def schedule_training(platform: Platform, settings: Settings, region: str) -> An
     def train_feed_model() -> None:
         report = train_region(platform, region)
         log.info("region %s: For You model written to %s", region, report.path)
+        do_precompute_candidates(platform, settings, region)
 
     task = jobs.periodic_task(
         store,
