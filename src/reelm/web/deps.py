@@ -71,7 +71,7 @@ def _signed_in(request: Request, platform: Platform, token: str) -> CurrentUser:
 
 
 def get_current_user(
-    request: Request, platform: Annotated[Platform, Depends(get_platform)]
+    request: Request, platform: Annotated[Platform, Depends(_platform)]
 ) -> CurrentUser:
     token = session_token(request)
     if not token:
@@ -89,7 +89,7 @@ def get_current_user(
 
 
 def get_optional_user(
-    request: Request, platform: Annotated[Platform, Depends(get_platform)]
+    request: Request, platform: Annotated[Platform, Depends(_platform)]
 ) -> CurrentUser | None:
     token = session_token(request)
     if not token:
@@ -104,12 +104,26 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-PlatformDep = Annotated[Platform, Depends(get_platform)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+# The dependencies that only read app state are coroutines: FastAPI runs a plain function
+# dependency in its thread pool, a hop that cost more than the lookup itself.
+async def _platform(request: Request) -> Platform:
+    return get_platform(request)
+
+
+async def _settings(request: Request) -> Settings:
+    return get_settings(request)
+
+
+async def _client_address(request: Request) -> str:
+    return client_address(request)
+
+
+PlatformDep = Annotated[Platform, Depends(_platform)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
 ThrottleDep = Annotated[AddressThrottle, Depends(get_throttle)]
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
 OptionalUserDep = Annotated[CurrentUser | None, Depends(get_optional_user)]
-ClientAddress = Annotated[str, Depends(client_address)]
+ClientAddress = Annotated[str, Depends(_client_address)]
 IdempotencyKeyDep = Annotated[
     str | None,
     Header(
