@@ -4,6 +4,7 @@ An `EditSpec` is valid on its own (pydantic); `check_against` then checks it fit
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -16,16 +17,33 @@ from sqlalchemy.orm import Session
 from reelm.errors import InvalidInput
 from reelm.media.filters import FILTERS
 from reelm.media.models import PublishedVideo, VideoTag
+from reelm.media.overlays import FONTS
 from reelm.media.probe import ProbeResult
 from reelm.residency.egress import PublicRecord, public_schema
 from reelm.sounds.schemas import VideoSound, record_song_use
-from reelm.text import UserText
+from reelm.text import UserText, clean_text
 
 MIN_OUTPUT_S = 1.0
 # Probed durations are rounded by containers; a trim ending a hair past the end is the end.
 _DURATION_TOLERANCE_S = 0.05
 
-_OUR_CODES = frozenset({"unknown_filter", "invalid_trim", "too_short", "cover_out_of_range"})
+_OUR_CODES = frozenset(
+    {
+        "unknown_filter",
+        "invalid_trim",
+        "too_short",
+        "cover_out_of_range",
+        "unknown_font",
+        "too_many_texts",
+        "text_too_long",
+        "text_empty",
+        "text_out_of_range",
+        "invalid_colour",
+    }
+)
+MAX_TEXTS = 5
+MAX_TEXT_CHARS = 100
+MAX_TEXT_LINES = 3
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -60,6 +78,65 @@ class SongSound(_Strict):
 
 Soundtrack = Annotated[OriginalSound | NoSound | SongSound, Field(discriminator="kind")]
 
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class TextOverlay(_Strict):
+    """Text shown over the video from `start_s` to `end_s` (seconds of the edited video; no
+    end: to the end), centred on (x, y), fractions of the frame's width and height. `size` is
+    the font's size in pixels on the 720 px wide frame, and scales with the rendition."""
+
+    text: str
+    font: str = "classic"
+    color: str = "#ffffff"
+    x: float = Field(default=0.5, ge=0, le=1)
+    y: float = Field(default=0.5, ge=0, le=1)
+    size: int = Field(default=56, ge=16, le=160)
+    start_s: Seconds = 0.0
+    end_s: Seconds | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _readable(cls, text: str) -> str:
+        text = clean_text(text).strip()
+        if not text:
+            raise PydanticCustomError("text_empty", "A text overlay needs some text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise PydanticCustomError(
+                "text_too_long",
+                "A text overlay may have at most {most} characters; this one has {count}",
+                {"most": MAX_TEXT_CHARS, "count": len(text)},
+            )
+        if text.count("\n") >= MAX_TEXT_LINES:
+            raise PydanticCustomError(
+                "text_too_long",
+                "A text overlay may have at most {most} lines",
+                {"most": MAX_TEXT_LINES},
+            )
+        return text
+
+    @field_validator("font")
+    @classmethod
+    def _known_font(cls, name: str) -> str:
+        if name not in FONTS:
+            raise PydanticCustomError(
+                "unknown_font",
+                "Unknown font '{name}'; choose one of: {names}",
+                {"name": name, "names": ", ".join(FONTS)},
+            )
+        return name
+
+    @field_validator("color")
+    @classmethod
+    def _colour(cls, colour: str) -> str:
+        if not _COLOUR.match(colour):
+            raise PydanticCustomError(
+                "invalid_colour",
+                "A text colour is written #rrggbb, not '{colour}'",
+                {"colour": colour[:20]},
+            )
+        return colour.lower()
+
 
 class EditSpec(_Strict):
     """Times are in seconds of the uploaded video; `speed` applies after the trim.
@@ -76,6 +153,18 @@ class EditSpec(_Strict):
     soundtrack: Soundtrack = Field(default_factory=OriginalSound)
     fit: Literal["fit", "fill"] = "fit"
     cover_time_s: Seconds | None = None
+    texts: list[TextOverlay] = Field(default_factory=list)
+
+    @field_validator("texts", mode="before")
+    @classmethod
+    def _few_texts(cls, texts: Any) -> Any:
+        if isinstance(texts, list) and len(texts) > MAX_TEXTS:
+            raise PydanticCustomError(
+                "too_many_texts",
+                "A video may have at most {most} text overlays; this edit has {count}",
+                {"most": MAX_TEXTS, "count": len(texts)},
+            )
+        return texts
 
     @field_validator("filter")
     @classmethod
@@ -126,6 +215,15 @@ class EditSpec(_Strict):
                 f"The cover must be picked inside the kept part of the video "
                 f"({self.trim_start_s:g}-{self.trim_end_s:g} s), not at {self.cover_at_s:g} s."
             )
+        length = self.output_duration_s
+        for number, text in enumerate(self.texts, start=1):
+            end = length if text.end_s is None else text.end_s
+            if text.start_s >= end or end > length + _DURATION_TOLERANCE_S:
+                return "text_out_of_range", (
+                    f"Text {number} (\u201c{text.text[:30]}\u201d) must show between 0 and "
+                    f"{length:.1f} s of the edited video and end after it starts "
+                    f"(it is set from {text.start_s:g} s to {end:g} s)."
+                )
         return None
 
     def check_against(self, probe: ProbeResult) -> None:

@@ -42,6 +42,7 @@ from av.video.stream import VideoStream
 
 from reelm.errors import InvalidInput, ReelmError
 from reelm.media.filters import get_filter, link_fragment, upright
+from reelm.media.overlays import DrawnText, draw_text, enable_expression
 from reelm.media.probe import (
     MediaLimits,
     display_rotation,
@@ -988,7 +989,7 @@ def _apply_look(
     sinks: list[FilterContext] = []
     while (frame := stages.get(framed)) is not None:
         if buffer is None:
-            graph, buffer, sinks = _look_graph(frame, spec, ladder)
+            graph, buffer, sinks = _look_graph(frame, spec, ladder, plan.duration_s)
         buffer.push(frame)
         for index, sink in enumerate(sinks):
             _drain_pictures(sink, functools.partial(emit, index), until_end=False)
@@ -1104,11 +1105,12 @@ def _framing_graph(
 
 
 def _look_graph(
-    first: VideoFrame, spec: EditSpec, ladder: Sequence[Rendition]
+    first: VideoFrame, spec: EditSpec, ladder: Sequence[Rendition], duration_s: float
 ) -> tuple[Graph, FilterContext, list[FilterContext]]:
-    """buffer → look → split → (scale →) one sink per rung.
+    """buffer → look → text overlays → split → (scale →) one sink per rung.
 
-    The look runs at the top rung's size, where it is tuned and costs least.
+    The look runs at the top rung's size, where it is tuned and costs least; the texts go on
+    after it (a look does not tint them) and before the split, so every rung shows them.
     """
     graph = Graph()
     assert first.time_base is not None
@@ -1125,6 +1127,11 @@ def _look_graph(
     buffer = graph.add("buffer", **args)
     look = get_filter(spec.filter).graph(spec.filter_intensity) if spec.filter else "null"
     looked = link_fragment(graph, buffer, look)
+    texts = [
+        draw_text(text, width=first.width, height=first.height, end_s=duration_s)
+        for text in spec.texts
+    ]
+    looked, text_sources = _overlay_texts(graph, looked, texts, first.time_base)
     branches: list[FilterContext] = [looked]
     if len(ladder) > 1:
         split = graph.add("split", str(len(ladder)))
@@ -1144,7 +1151,42 @@ def _look_graph(
         end.link_to(sink)
         sinks.append(sink)
     graph.configure()
+    for source, text in zip(text_sources, texts, strict=True):
+        # One picture, then the end: `overlay` repeats a finished input's last picture.
+        text.frame.pts = 0
+        text.frame.time_base = first.time_base
+        source.push(text.frame)
+        source.push(None)
     return graph, buffer, sinks
+
+
+def _overlay_texts(
+    graph: Graph, main: FilterContext, texts: Sequence[DrawnText], time_base: Fraction
+) -> tuple[FilterContext, list[FilterContext]]:
+    """Chain one `overlay` per text after `main`, each fed by its own picture's buffer and
+    enabled only while its text shows. The last overlay, and the buffers to feed."""
+    sources = []
+    for text in texts:
+        source = graph.add(
+            "buffer",
+            video_size=f"{text.frame.width}x{text.frame.height}",
+            pix_fmt="rgba",
+            time_base=str(time_base),
+            pixel_aspect="1/1",
+        )
+        layer = graph.add(
+            "overlay",
+            x=str(text.x),
+            y=str(text.y),
+            eof_action="repeat",
+            format="yuv420",
+            enable=enable_expression(text.start_s, text.end_s),
+        )
+        main.link_to(layer, 0, 0)
+        source.link_to(layer, 0, 1)
+        sources.append(source)
+        main = layer
+    return main, sources
 
 
 def _scaled_size(

@@ -16,6 +16,7 @@ from reelm import __version__
 from reelm.accounts.throttle import open_address_throttle
 from reelm.config import Settings
 from reelm.errors import FieldErrors, InvalidInput, RateLimited, ReelmError, TryAgainLater
+from reelm.media.overlays import FONT_DIR
 from reelm.residency.service import open_platform
 from reelm.residency.store import Platform
 from reelm.web.routers import (
@@ -115,5 +116,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     from reelm.federation.service import enable
 
     enable(app.state.platform, settings)  # when REELM_FEDERATION_BASE_URL is set
+    # The text overlays' fonts, for the Create page's preview: the very files the transcode draws
+    # with (before /static, which would otherwise take the path).
+    app.mount("/static/fonts", StaticFiles(directory=FONT_DIR), name="fonts")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

@@ -23,6 +23,7 @@ from reelm.feed import foryou
 from reelm.feed import service as feed
 from reelm.media import service as media
 from reelm.media.filters import FILTERS
+from reelm.media.overlays import FONTS
 from reelm.residency import service as residency
 from reelm.residency.jurisdictions import all_jurisdictions, country_name
 from reelm.residency.store import Platform
@@ -257,6 +258,7 @@ def create(
         user,
         limits=media.describe_upload_limits(settings),
         filters=list(FILTERS.values()),
+        fonts=list(FONTS.values()),
         chosen_sound=chosen,
     )
 

@@ -2,6 +2,7 @@
 // pick a look from real previews of the clip, a sound (search, trending, listen, mix level), write a
 // caption with hashtag suggestions, choose who can watch, post, and follow the job until it is ready.
 import { api, csrfToken, hue, icon, idempotencyKey, toast } from "./api.js";
+import { textOverlays } from "./text-overlays.js";
 
 const musicIcon = () => icon("music");
 
@@ -22,6 +23,8 @@ const state = {
   soundtrack: "original",
   song: null,
   mix: 80,
+  previewAt: 0, // seconds of the edited video the preview shows
+  coverAt: 0, // seconds of the upload (inside the trim) the poster is taken at
 };
 
 const fmt = (s) => `${s.toFixed(1)} s`;
@@ -138,17 +141,57 @@ async function uploaded(uploadId) {
 
 // 2. edit -----------------------------------------------------------------------------------
 
+const texts = textOverlays({
+  list: $(".text-list"),
+  template: document.getElementById("text-template"),
+  layer: $("#text-layer"),
+  addButton: $("#add-text"),
+});
+
 let previewTimer;
 function refreshPreview() {
   clearTimeout(previewTimer);
+  texts.at(state.previewAt);
   previewTimer = setTimeout(() => {
     const img = $("#preview-img");
     const busy = $(".preview-busy");
     busy.hidden = false;
     img.onload = img.onerror = () => { busy.hidden = true; };
-    img.src = previewUrl(state.filter, state.trimStart);
+    img.src = previewUrl(state.filter, state.trimStart + state.previewAt);
+    refreshCover();
   }, 120);
 }
+
+/** The preview's scrubber spans the kept part; the cover stays inside it. */
+function fitTimeControls() {
+  const length = Math.max(0, state.trimEnd - state.trimStart);
+  const at = $("#preview-at");
+  at.max = String(Math.round(length * 10) / 10);
+  state.previewAt = Math.min(state.previewAt, length);
+  at.value = String(state.previewAt);
+  $(".preview-at-out").textContent = fmt(state.previewAt);
+  const cover = $("#cover-at");
+  cover.min = String(state.trimStart);
+  cover.max = String(state.trimEnd);
+  state.coverAt = Math.min(Math.max(state.coverAt, state.trimStart), state.trimEnd);
+  cover.value = String(state.coverAt);
+  $(".cover-out").textContent = fmt(state.coverAt);
+}
+
+function refreshCover() {
+  $("#cover-img").src = previewUrl(state.filter, state.coverAt);
+}
+
+$("#preview-at").addEventListener("input", (event) => {
+  state.previewAt = Number(event.target.value);
+  $(".preview-at-out").textContent = fmt(state.previewAt);
+  refreshPreview();
+});
+$("#cover-at").addEventListener("input", (event) => {
+  state.coverAt = Number(event.target.value);
+  $(".cover-out").textContent = fmt(state.coverAt);
+});
+$("#cover-at").addEventListener("change", refreshCover);
 
 function openEditor() {
   $("#upload-step").hidden = true;
@@ -161,6 +204,8 @@ function openEditor() {
   }
   $("#trim-start").value = "0";
   $("#trim-end").value = String(state.trimEnd);
+  state.previewAt = 0;
+  state.coverAt = 0;
   const frames = $(".strip-frames");
   frames.replaceChildren();
   for (let i = 0; i < STRIP_FRAMES; i += 1) {
@@ -201,6 +246,7 @@ function updateTrim(changed) {
   const win = $(".strip-window");
   win.style.left = `${(a / total) * 100}%`;
   win.style.right = `${100 - (b / total) * 100}%`;
+  fitTimeControls();
 }
 
 for (const input of [$("#trim-start"), $("#trim-end")]) {
@@ -464,7 +510,8 @@ $("#editor").addEventListener("submit", async (event) => {
         filter: state.filter === "none" ? null : state.filter,
         filter_intensity: state.intensity,
         soundtrack: soundtrack(),
-        cover_time_s: state.trimStart,
+        cover_time_s: state.coverAt,
+        texts: texts.value(),
       },
       caption: caption.value,
       visibility: $("#visibility").value,
