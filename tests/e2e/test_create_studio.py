@@ -113,3 +113,62 @@ def test_text_on_video_previews_then_shows_in_the_published_frames_and_cover_is_
     errors = [float(((poster.astype(int) - p.astype(int)) ** 2).mean()) for p in pictures]
     assert int(np.argmin(errors)) == 45  # the cover picked at 1.5 s
     ctx.close()
+
+
+def test_captions_from_a_file_and_typed_are_served_and_shown_with_the_cc_toggle(
+    live_url: str, platform: Platform, browser: Browser, tmp_path: Path
+) -> None:
+    clip = make_test_clip(tmp_path / "short.mp4", seconds=2.0, width=180, height=320)
+    not_vtt = tmp_path / "subs.vtt"
+    not_vtt.write_text("1\n00:00:00,000 --> 00:00:01,000\nan SRT file renamed\n")
+    good = tmp_path / "good.vtt"
+    good.write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nHello from the file\n")
+    ctx = browser.new_context(**DESKTOP)
+    page = ctx.new_page()
+    seen = watch(page)
+    sign_up(page, live_url, "carla")
+    page.goto(f"{live_url}/create")
+    page.locator("#file-input").set_input_files(str(clip))
+    expect(page.locator("#editor")).to_be_visible(timeout=30_000)
+
+    page.locator("#vtt-input").set_input_files(str(not_vtt))
+    expect(page.locator(".captions-error")).to_contain_text("subs.vtt: This is not a WebVTT file")
+    expect(page.locator(".cue-item")).to_have_count(0)
+    page.locator("#vtt-input").set_input_files(str(good))
+    expect(page.locator(".captions-error")).to_be_hidden()
+    expect(page.get_by_label("Caption 1 words")).to_have_value("Hello from the file")
+    page.get_by_role("button", name="Add caption").click()
+    page.get_by_label("Caption 2 from (s)").fill("1")
+    page.get_by_label("Caption 2 to (s)").fill("2")
+    page.get_by_label("Caption 2 words").fill("and typed by hand")
+    page.get_by_role("button", name="Post").click()
+    page.wait_for_url(f"{live_url}/v/**", timeout=60_000)
+
+    slide = page.locator(".slide").first
+    cc = slide.get_by_role("button", name="Captions")
+    expect(cc).to_be_visible(timeout=15_000)
+    expect(cc).to_have_attribute("aria-pressed", "false")
+    cc.click()
+    expect(cc).to_have_attribute("aria-pressed", "true")
+    # the player shows the HLS subtitles track, with both captions, at their times
+    page.wait_for_function(
+        """() => [...document.querySelector('video.player').textTracks].some(
+            t => t.mode === 'showing' && t.cues && t.cues.length === 2)""",
+        timeout=20_000,
+    )
+    cues = page.evaluate(
+        """() => [...[...document.querySelector('video.player').textTracks]
+            .find(t => t.mode === 'showing').cues].map(c => [c.startTime, c.endTime, c.text])"""
+    )
+    assert [c[2] for c in cues] == ["Hello from the file", "and typed by hand"]
+    assert cues[0][0] == pytest.approx(0.0, abs=0.1)
+    assert cues[1][0] == pytest.approx(1.0, abs=0.1)
+    assert slide.get_attribute("data-playback") == "hls.js"
+    shoot(page, "player-captions")
+    cc.click()
+    expect(cc).to_have_attribute("aria-pressed", "false")
+    assert page.evaluate(
+        "() => [...document.querySelector('video.player').textTracks].every(t => t.mode !== 'showing')"
+    )
+    seen.assert_clean()
+    ctx.close()

@@ -38,7 +38,7 @@ MAX_PAGE = 50
 
 def video_read(row: PublishedVideo, remote: dict[str, dict[str, str]] | None = None) -> PublicVideoRead:
     out = PublicVideoRead.model_validate(row)
-    out.urls = media_urls(row.id, row.published_at)
+    out.urls = media_urls(row.id, row.published_at, captions=row.has_captions)
     if row.region == REMOTE_REGION:  # a video of another server: its own links
         out.urls = (remote or {}).get(row.id, {})
     return out

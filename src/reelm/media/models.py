@@ -52,6 +52,8 @@ class Video(RegionModel):
     upload_id: Mapped[str] = mapped_column(ID, ForeignKey("uploads.id", ondelete="CASCADE"))
     edit: Mapped[str] = mapped_column(Text)  # EditSpec as JSON
     caption: Mapped[str] = mapped_column(Text, default="")
+    # Closed captions as WebVTT (plain-text cues, times in the edited video); "" for none.
+    captions_vtt: Mapped[str] = mapped_column(Text, default="", server_default="")
     visibility: Mapped[str] = mapped_column(String(16), default="public")
     allow_comments: Mapped[bool] = mapped_column(Boolean, default=True)
     allow_sound_reuse: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -79,6 +81,7 @@ class PublishedVideo(GlobalModel):
     creator_handle: Mapped[str] = mapped_column(String(30))
     region: Mapped[str] = mapped_column(String(32))
     caption: Mapped[str] = mapped_column(Text, default="")
+    captions_vtt: Mapped[str] = mapped_column(Text, default="", server_default="")
     visibility: Mapped[str] = mapped_column(String(16))
     allow_comments: Mapped[bool] = mapped_column(Boolean, default=True)
     allow_sound_reuse: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -93,6 +96,10 @@ class PublishedVideo(GlobalModel):
     comment_count: Mapped[int] = mapped_column(BigInteger, default=0)
     share_count: Mapped[int] = mapped_column(BigInteger, default=0)
     view_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    @property
+    def has_captions(self) -> bool:
+        return bool(self.captions_vtt)
 
 
 class VideoTag(GlobalModel):

@@ -54,6 +54,7 @@ def emit_publication(outbox: Outbox, video: Video, *, handle: str, region: str) 
             creator_handle=handle,
             region=region,
             caption=video.caption,
+            captions_vtt=video.captions_vtt,
             hashtags=tags,
             mentions=mentions,
             visibility="followers" if video.visibility == "followers" else "public",

@@ -15,6 +15,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from reelm.errors import InvalidInput
+from reelm.media.captions import MAX_WEBVTT_BYTES
 from reelm.media.filters import FILTERS
 from reelm.media.models import PublishedVideo, VideoTag
 from reelm.media.overlays import FONTS
@@ -262,6 +263,8 @@ class VideoCreate(BaseModel):
     upload_id: str = Field(max_length=32)
     edit: dict[str, Any]
     caption: UserText = Field(default="", max_length=MAX_CAPTION)
+    # Closed captions as a WebVTT file's text (uploaded, or typed on the timeline by the page).
+    captions_vtt: str = Field(default="", max_length=MAX_WEBVTT_BYTES)
     visibility: Visibility = "public"
     allow_comments: bool = True
     allow_sound_reuse: bool = True
@@ -291,6 +294,7 @@ class VideoRead(BaseModel):
     visibility: str
     allow_comments: bool
     allow_sound_reuse: bool
+    has_captions: bool = False
     created_at: datetime
     published_at: datetime | None
     urls: dict[str, str] | None = None
@@ -328,6 +332,7 @@ class PublicVideoRecord(PublicRecord):
     creator_handle: str
     region: str
     caption: str
+    captions_vtt: str = ""  # closed captions, WebVTT: part of what the video shows
     hashtags: list[str]
     mentions: list[str]
     visibility: Literal["public", "followers"]
@@ -373,6 +378,7 @@ class PublicVideoRead(BaseModel):
     width: int
     height: int
     published_at: datetime
+    has_captions: bool = False
     like_count: int
     comment_count: int
     share_count: int

@@ -41,6 +41,7 @@ from reelm.errors import (
     UploadNotFound,
     VideoNotFound,
 )
+from reelm.media.captions import CAPTIONS_DIR, CAPTIONS_FILE, check_cues, parse_webvtt, to_webvtt
 from reelm.media.models import PublishedVideo, Upload, UploadState, Video, VideoState
 from reelm.media.probe import MediaLimits, probe_upload
 from reelm.media.publish import creator_handle, do_publish, emit_publication, offer_original_sound
@@ -290,7 +291,7 @@ def _video_read(v: Video) -> VideoRead:
     tags, mentions = parse_caption(v.caption)
     urls = None
     if v.state == VideoState.READY:
-        urls = media_urls(v.id, v.published_at)
+        urls = media_urls(v.id, v.published_at, captions=bool(v.captions_vtt))
     return VideoRead(
         id=v.id,
         state=v.state,
@@ -302,6 +303,7 @@ def _video_read(v: Video) -> VideoRead:
         visibility=v.visibility,
         allow_comments=v.allow_comments,
         allow_sound_reuse=v.allow_sound_reuse,
+        has_captions=bool(v.captions_vtt),
         created_at=v.created_at,
         published_at=v.published_at,
         urls=urls,
@@ -317,19 +319,24 @@ def media_version(video_id: str, published_at: datetime | str) -> str:
     return hashlib.sha256(f"{video_id}:{at:%Y%m%d%H%M%S%f}".encode()).hexdigest()[:16]
 
 
-def media_urls(video_id: str, published_at: datetime | str | None = None) -> dict[str, str]:
-    """A video's HLS, MP4 and poster URLs: versioned (immutable, cacheable for a year) when its
-    publication time is known."""
+def media_urls(
+    video_id: str, published_at: datetime | str | None = None, *, captions: bool = False
+) -> dict[str, str]:
+    """A video's HLS, MP4 and poster URLs (and its WebVTT captions, when it has some):
+    versioned (immutable, cacheable for a year) when its publication time is known."""
     base = (
         f"/media/{video_id}"
         if published_at is None
         else f"/media/v/{video_id}/{media_version(video_id, published_at)}"
     )
-    return {
+    urls = {
         "hls": f"{base}/master.m3u8",
         "mp4": f"{base}/video.mp4",
         "poster": f"{base}/poster.jpg",
     }
+    if captions:
+        urls["captions"] = f"{base}/{CAPTIONS_DIR}/{CAPTIONS_FILE}"
+    return urls
 
 
 def check_create_video(
@@ -348,6 +355,7 @@ def check_create_video(
         from reelm.media.probe import ProbeResult
 
         spec.check_against(ProbeResult(**json.loads(upload.probe)))
+        captions = check_captions(body.captions_vtt, duration_s=spec.output_duration_s)
         sound_id = spec.soundtrack.song_id if spec.soundtrack.kind == "song" else None
         if sound_id is not None:
             account = s.get(Account, user.user_id)
@@ -358,6 +366,7 @@ def check_create_video(
             upload_id=upload.id,
             edit=spec.model_dump_json(),
             caption=body.caption,
+            captions_vtt=captions,
             visibility=body.visibility,
             allow_comments=body.allow_comments,
             allow_sound_reuse=body.allow_sound_reuse,
@@ -366,6 +375,15 @@ def check_create_video(
         s.add(video)
         s.flush()
         return _video_read(video)
+
+
+def check_captions(webvtt: str, *, duration_s: float) -> str:
+    """Captions as they are kept: the WebVTT checked and fitted to the edited video, rewritten
+    as plain-text cues; "" for none."""
+    if not webvtt.strip():
+        return ""
+    cues = check_cues(parse_webvtt(webvtt), duration_s=duration_s)
+    return to_webvtt(cues) if cues else ""
 
 
 def _check_song(platform: Platform, song_id: str, *, jurisdiction: str) -> None:
@@ -397,7 +415,7 @@ def do_process_video(platform: Platform, settings: Settings, *, region: str, vid
         if not ready:
             video.state, video.attempts = VideoState.PROCESSING, video.attempts + 1
         spec = EditSpec.model_validate_json(video.edit)
-        sound_id = video.sound_id
+        sound_id, captions = video.sound_id, video.captions_vtt
     if not ready:
         try:
             _do_transcode_and_store(
@@ -409,6 +427,7 @@ def do_process_video(platform: Platform, settings: Settings, *, region: str, vid
                 upload_id=upload_id,
                 spec=spec,
                 sound_id=sound_id,
+                captions=captions,
             )
         except (InvalidInput, TranscodeFailed) as e:
             with store.transaction() as s:
@@ -433,6 +452,7 @@ def _do_transcode_and_store(
     upload_id: str,
     spec: EditSpec,
     sound_id: str | None,
+    captions: str,
 ) -> None:
     started = time.monotonic()
     source = source_file(store, owner, upload_id)
@@ -452,7 +472,15 @@ def _do_transcode_and_store(
                 .values(progress=min(99, int(fraction * 100)))
             )
 
-    result = transcode(source, spec, out, song=song, progress=progress, limits=limits(settings))
+    result = transcode(
+        source,
+        spec,
+        out,
+        song=song,
+        captions_vtt=captions,
+        progress=progress,
+        limits=limits(settings),
+    )
     published = out / "published"
     for path in sorted(published.rglob("*")):
         if path.is_file():
@@ -492,7 +520,7 @@ def get_public_video(
         if row is None or row.visibility != "public":
             raise VideoNotFound()
         out = PublicVideoRead.model_validate(row)
-        out.urls = media_urls(video_id, row.published_at)
+        out.urls = media_urls(video_id, row.published_at, captions=row.has_captions)
     annotate_sounds(platform, viewer, [out])
     return out
 

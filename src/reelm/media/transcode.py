@@ -41,6 +41,12 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from reelm.errors import InvalidInput, ReelmError
+from reelm.media.captions import (
+    CAPTIONS_DIR,
+    CAPTIONS_FILE,
+    CAPTIONS_PLAYLIST,
+    subtitles_playlist,
+)
 from reelm.media.filters import get_filter, link_fragment, upright
 from reelm.media.overlays import DrawnText, draw_text, enable_expression
 from reelm.media.probe import (
@@ -221,6 +227,7 @@ def transcode(
     out_dir: Path,
     *,
     song: Path | None = None,
+    captions_vtt: str = "",
     progress: Callable[[float], None] | None = None,
     ladder: Sequence[Rendition] = DEFAULT_LADDER,
     limits: MediaLimits | None = None,
@@ -249,6 +256,9 @@ def transcode(
         work = Path(tempfile.mkdtemp(prefix=_WORK_PREFIX, dir=out_dir))
         try:
             result = _render(source, spec, plan, work, song, ladder, limits, steps, report)
+            if captions_vtt:
+                with steps.step("captions"):
+                    _write_captions(work, captions_vtt, plan.duration_s, result.renditions)
             with steps.step("publish"):
                 _publish(work, out_dir)
         except av.FFmpegError as exc:
@@ -1294,12 +1304,34 @@ def _describe_rendition(work: Path, rendition: Rendition, avc1: str) -> Renditio
     )
 
 
-def _master_playlist(renditions: Sequence[RenditionResult]) -> str:
+def _master_playlist(renditions: Sequence[RenditionResult], *, captions: bool = False) -> str:
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    subtitles = ""
+    if captions:
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{_SUBTITLES_GROUP}",NAME="Captions",'
+            f'DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI="{CAPTIONS_DIR}/{CAPTIONS_PLAYLIST}"'
+        )
+        subtitles = f',SUBTITLES="{_SUBTITLES_GROUP}"'
     for r in renditions:
         lines.append(
             f"#EXT-X-STREAM-INF:BANDWIDTH={r.bandwidth},AVERAGE-BANDWIDTH={r.average_bandwidth},"
-            f'RESOLUTION={r.width}x{r.height},FRAME-RATE={FPS:.3f},CODECS="{r.codecs}"'
+            f'RESOLUTION={r.width}x{r.height},FRAME-RATE={FPS:.3f},CODECS="{r.codecs}"{subtitles}'
         )
         lines.append(f"{r.name}/{MEDIA_PLAYLIST}")
     return "\n".join(lines) + "\n"
+
+
+_SUBTITLES_GROUP = "subs"
+
+
+def _write_captions(
+    work: Path, captions_vtt: str, duration_s: float, renditions: Sequence[RenditionResult]
+) -> None:
+    """The captions as a WebVTT file with its one-segment subtitles playlist, and the master
+    playlist again, now naming them."""
+    folder = work / CAPTIONS_DIR
+    folder.mkdir()
+    (folder / CAPTIONS_FILE).write_text(captions_vtt)
+    (folder / CAPTIONS_PLAYLIST).write_text(subtitles_playlist(duration_s))
+    (work / MASTER_PLAYLIST).write_text(_master_playlist(renditions, captions=True))

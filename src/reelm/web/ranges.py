@@ -21,6 +21,7 @@ TYPES = {
     ".mp4": "video/mp4",
     ".m4a": "audio/mp4",
     ".jpg": "image/jpeg",
+    ".vtt": "text/vtt; charset=utf-8",
 }
 
 

@@ -52,7 +52,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' data: blob:",
-        "media-src 'self' blob:",
+        # hls.js gives each subtitles track it makes an empty `data:,WEBVTT` source
+        "media-src 'self' blob: data:",
         "connect-src 'self'",
         # hls.js runs its demuxer in a worker it builds from a Blob URL
         "worker-src 'self' blob:",

@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, UploadFile, status
+from pydantic import BaseModel, Field
 
 from reelm.errors import InvalidInput, ReelmError
 from reelm.media import service, tasks
+from reelm.media.captions import MAX_WEBVTT_BYTES, Cue, parse_webvtt
 from reelm.media.filters import FILTERS
 from reelm.media.schemas import PublicVideoRead, UploadRead, VideoCreate, VideoRead
 from reelm.web.deps import (
@@ -170,6 +172,17 @@ def upload_preview(
     return Response(
         jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"}
     )
+
+
+class CaptionsCheck(BaseModel):
+    webvtt: str = Field(max_length=MAX_WEBVTT_BYTES)
+
+
+@router.post("/api/v1/captions/check")
+def check_captions(body: CaptionsCheck, user: CurrentUserDep) -> dict[str, list[Cue]]:
+    """Read a WebVTT file's captions (the Create page shows them for editing), or say which
+    line is not valid WebVTT (422 `invalid_webvtt`)."""
+    return {"cues": parse_webvtt(body.webvtt)}
 
 
 @router.get("/api/v1/filters")

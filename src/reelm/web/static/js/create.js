@@ -2,6 +2,7 @@
 // pick a look from real previews of the clip, a sound (search, trending, listen, mix level), write a
 // caption with hashtag suggestions, choose who can watch, post, and follow the job until it is ready.
 import { api, csrfToken, hue, icon, idempotencyKey, toast } from "./api.js";
+import { captionsEditor } from "./captions-editor.js";
 import { textOverlays } from "./text-overlays.js";
 
 const musicIcon = () => icon("music");
@@ -146,6 +147,15 @@ const texts = textOverlays({
   template: document.getElementById("text-template"),
   layer: $("#text-layer"),
   addButton: $("#add-text"),
+});
+
+const captions = captionsEditor({
+  list: $(".cue-list"),
+  template: document.getElementById("cue-template"),
+  addButton: $("#add-cue"),
+  fileInput: $("#vtt-input"),
+  errorBox: $(".captions-error"),
+  now: () => state.previewAt,
 });
 
 let previewTimer;
@@ -514,6 +524,7 @@ $("#editor").addEventListener("submit", async (event) => {
         texts: texts.value(),
       },
       caption: caption.value,
+      captions_vtt: captions.webvtt(),
       visibility: $("#visibility").value,
       allow_comments: $("#allow-comments").checked,
       allow_sound_reuse: $("#allow-reuse").checked,

@@ -121,6 +121,7 @@ function buildSlide({ video: v, reason }) {
     }
   };
   if (v.muted_notice) slide.dataset.mutedNotice = v.muted_notice;
+  if (v.urls?.captions) slide.dataset.captions = v.urls.captions;
   if (v.sound) {
     showSound(v.sound);
   } else if (v.sound_id) {

@@ -6,7 +6,7 @@ import { openComments } from "./comments.js";
 
 const PRELOAD_AHEAD = 1;
 const KEEP_ATTACHED = 2; // slides further than this from the visible one release their media
-const state = { sound: false, active: null, feed: null };
+const state = { sound: false, captions: false, active: null, feed: null };
 const watchQueue = [];
 
 const slides = () => [...state.feed.querySelectorAll(".slide")];
@@ -20,6 +20,42 @@ function useMp4(slide) {
   slide._hls = null;
   slide.dataset.playback = "mp4";
   video.src = slide.dataset.mp4;
+  if (slide.dataset.captions && !video.querySelector("track")) {
+    // without HLS the captions come as a <track> of the WebVTT file itself
+    const track = document.createElement("track");
+    track.kind = "captions";
+    track.label = "Captions";
+    track.src = slide.dataset.captions;
+    video.append(track);
+  }
+  offerCaptions(slide);
+}
+
+// captions ------------------------------------------------------------------------------------
+
+/** The CC button shows once the video is known to have captions; the viewer's choice holds for
+ *  every video, like the sound's. */
+function offerCaptions(slide) {
+  const button = slide.querySelector(".cc");
+  button.hidden = false;
+  showCaptions(slide);
+}
+
+function showCaptions(slide) {
+  const on = state.captions;
+  slide.querySelector(".cc").setAttribute("aria-pressed", String(on));
+  if (slide._hls) {
+    slide._hls.subtitleDisplay = on;
+    slide._hls.subtitleTrack = on && slide._hls.subtitleTracks.length ? 0 : -1;
+  }
+  for (const track of videoOf(slide).textTracks) {
+    if (track.kind === "captions" || track.kind === "subtitles") track.mode = on ? "showing" : "hidden";
+  }
+}
+
+function setCaptions(on) {
+  state.captions = on;
+  for (const slide of slides()) if (!slide.querySelector(".cc").hidden) showCaptions(slide);
 }
 
 function attach(slide) {
@@ -33,6 +69,13 @@ function attach(slide) {
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (data.fatal) useMp4(slide); // a broken playlist or segment: the progressive MP4 still plays
     });
+    hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, (_event, data) => {
+      if (data.subtitleTracks.length) offerCaptions(slide);
+    });
+    // a track hls.js adds to the video follows the viewer's choice
+    video.textTracks.addEventListener("addtrack", () => {
+      if (!slide.querySelector(".cc").hidden) showCaptions(slide);
+    });
     hls.loadSource(slide.dataset.hls);
     hls.attachMedia(video);
     slide._hls = hls;
@@ -40,6 +83,7 @@ function attach(slide) {
   } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
     video.src = slide.dataset.hls;
     slide.dataset.playback = "native-hls";
+    if (slide.dataset.captions) offerCaptions(slide);
   } else {
     useMp4(slide);
   }
@@ -345,6 +389,7 @@ export function wire(slide) {
   if (me() && slide.dataset.creator === me()) slide.querySelector(".follow-plus").hidden = true;
   slide.querySelector(".tap").addEventListener("click", (e) => onTap(slide, e));
   slide.querySelector(".mute").addEventListener("click", () => setSound(!state.sound));
+  slide.querySelector(".cc").addEventListener("click", () => setCaptions(!state.captions));
   slide.querySelector(".rail-btn.like").addEventListener("click", () => like(slide));
   slide.querySelector(".rail-btn.save").addEventListener("click", () => save(slide));
   slide.querySelector(".rail-btn.share").addEventListener("click", () => share(slide));
