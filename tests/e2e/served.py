@@ -46,7 +46,9 @@ class Served:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REELM_")}
         return {**env, **CHEAP, "REELM_DATA_DIR": str(self.data_dir), **(extra or {})}
 
-    def _cli(self, *args: str, log: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def _cli(
+        self, *args: str, log: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "reelm.cli", *args],
             env=self._env(env),
@@ -71,6 +73,18 @@ class Served:
                 return False
 
         wait_for(up, 60, "reelm serve")
+
+    def restart_server(self) -> None:
+        """Stop `reelm serve` (SIGTERM, as an operator's restart does) and start it again on the
+        same data folder; the workers keep running."""
+        assert self.server is not None
+        self.server.terminate()
+        try:
+            self.server.wait(20)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait()
+        self.start_server()
 
     def start_worker(self, region: str, **env: str) -> subprocess.Popen[bytes]:
         proc = self._cli("worker", "--region", region, log=f"worker-{region}.log", env=env)

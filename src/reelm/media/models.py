@@ -69,6 +69,21 @@ class Video(RegionModel):
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
+class Draft(RegionModel):
+    """An unfinished edit of the owner's upload. What it says is sealed with the owner's data
+    key in the blob `blob_key`; this row holds only ids and times (see media/drafts.py)."""
+
+    __tablename__ = "drafts"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    upload_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("uploads.id", ondelete="CASCADE"), index=True
+    )
+    blob_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class PublishedVideo(GlobalModel):
     """PublicCatalog: a published video's public fields. Written only through Egress."""
 

@@ -268,6 +268,8 @@ class VideoCreate(BaseModel):
     visibility: Visibility = "public"
     allow_comments: bool = True
     allow_sound_reuse: bool = True
+    # Publishing a draft: it is gone in the same commit that records the video.
+    draft_id: str | None = Field(default=None, max_length=32)
 
     def spec(self) -> EditSpec:
         return EditSpec.parse(self.edit)

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from reelm.accounts.models import Account
 from reelm.accounts.service import CurrentUser
@@ -42,7 +43,7 @@ from reelm.errors import (
     VideoNotFound,
 )
 from reelm.media.captions import CAPTIONS_DIR, CAPTIONS_FILE, check_cues, parse_webvtt, to_webvtt
-from reelm.media.models import PublishedVideo, Upload, UploadState, Video, VideoState
+from reelm.media.models import Draft, PublishedVideo, Upload, UploadState, Video, VideoState
 from reelm.media.probe import MediaLimits, probe_upload
 from reelm.media.publish import creator_handle, do_publish, emit_publication, offer_original_sound
 from reelm.media.schemas import (
@@ -64,6 +65,7 @@ from reelm.sounds.service import (
 from reelm.text import parse_caption as parse_caption
 
 log = logging.getLogger(__name__)
+
 
 class UploadTooLarge(ReelmError):
     status = 413
@@ -124,7 +126,9 @@ def do_create_upload(
     if (reply := replay(platform, user.region, user.user_id, request)) is not None:
         return access_upload(platform, user, UploadRead.model_validate_json(reply).id)
     try:
-        return _create_upload(platform, settings, user, size=size, filename=filename, request=request)
+        return _create_upload(
+            platform, settings, user, size=size, filename=filename, request=request
+        )
     except IntegrityError:  # the same key at the same moment: the other request made it
         if (reply := replay(platform, user.region, user.user_id, request)) is not None:
             return access_upload(platform, user, UploadRead.model_validate_json(reply).id)
@@ -226,7 +230,11 @@ def do_complete_upload(
         with store.transaction() as s:
             upload = s.get(Upload, upload_id)
             assert upload is not None
-            upload.state, upload.error_code, upload.error_message = UploadState.REJECTED, e.code, e.message
+            upload.state, upload.error_code, upload.error_message = (
+                UploadState.REJECTED,
+                e.code,
+                e.message,
+            )
         path.unlink(missing_ok=True)
         raise
     key = f"{user.user_id}/uploads/{upload_id}.enc"
@@ -373,8 +381,29 @@ def check_create_video(
             sound_id=sound_id,
         )
         s.add(video)
+        draft_key = _take_draft(s, user, body.draft_id, upload_id=upload.id)
         s.flush()
-        return _video_read(video)
+        result = _video_read(video)
+    if draft_key is not None:
+        store.blobs.delete(draft_key)
+    return result
+
+
+def _take_draft(
+    s: Session, user: CurrentUser, draft_id: str | None, *, upload_id: str
+) -> str | None:
+    """The draft a video is published from, deleted with the video's commit; its sealed
+    content's key, to delete after it."""
+    if draft_id is None:
+        return None
+    draft = s.get(Draft, draft_id)
+    if draft is None or draft.owner_id != user.user_id:
+        raise NotFound("No such draft.", code="draft_not_found")
+    if draft.upload_id != upload_id:
+        raise InvalidInput("This draft is of another clip.", code="draft_mismatch")
+    key = draft.blob_key
+    s.delete(draft)
+    return key
 
 
 def check_captions(webvtt: str, *, duration_s: float) -> str:

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Header, Query, Request, Response, UploadFile, sta
 from pydantic import BaseModel, Field
 
 from reelm.errors import InvalidInput, ReelmError
-from reelm.media import service, tasks
+from reelm.media import drafts, service, tasks
 from reelm.media.captions import MAX_WEBVTT_BYTES, Cue, parse_webvtt
+from reelm.media.drafts import DraftRead
 from reelm.media.filters import FILTERS
 from reelm.media.schemas import PublicVideoRead, UploadRead, VideoCreate, VideoRead
 from reelm.web.deps import (
@@ -204,6 +205,37 @@ def create_video(
 ) -> VideoRead:
     """Publish an upload with an edit: queued for processing; poll /api/v1/me/videos/{id}."""
     return tasks.create_video(platform, settings, user, body)
+
+
+@router.post("/api/v1/drafts", status_code=status.HTTP_201_CREATED)
+def save_draft(body: VideoCreate, user: CurrentUserDep, platform: PlatformDep) -> DraftRead:
+    """Keep an unfinished edit (sealed with your key, in your region); publish it later with
+    `POST /api/v1/videos` and its `draft_id`."""
+    return drafts.check_save_draft(platform, user, body)
+
+
+@router.put("/api/v1/drafts/{draft_id}")
+def update_draft(
+    draft_id: str, body: VideoCreate, user: CurrentUserDep, platform: PlatformDep
+) -> DraftRead:
+    return drafts.check_save_draft(platform, user, body, draft_id=draft_id)
+
+
+@router.get("/api/v1/me/drafts")
+def my_drafts(user: CurrentUserDep, platform: PlatformDep) -> list[DraftRead]:
+    """Your drafts (only you see them), the latest change first."""
+    return drafts.list_drafts(platform, user)
+
+
+@router.get("/api/v1/drafts/{draft_id}")
+def get_draft(draft_id: str, user: CurrentUserDep, platform: PlatformDep) -> DraftRead:
+    return drafts.access_draft(platform, user, draft_id)
+
+
+@router.delete("/api/v1/drafts/{draft_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_draft(draft_id: str, user: CurrentUserDep, platform: PlatformDep) -> Response:
+    drafts.do_delete_draft(platform, user, draft_id)
+    return Response(status_code=204)
 
 
 @router.get("/api/v1/me/videos/{video_id}")

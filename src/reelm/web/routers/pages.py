@@ -21,6 +21,7 @@ from reelm.accounts.service import CurrentUser
 from reelm.errors import NotFound, ReelmError
 from reelm.feed import foryou
 from reelm.feed import service as feed
+from reelm.media import drafts
 from reelm.media import service as media
 from reelm.media.filters import FILTERS
 from reelm.media.overlays import FONTS
@@ -145,6 +146,21 @@ def profile(
     return render(request, "profile.html", user, profile=page)
 
 
+@router.get("/@{handle}/drafts", response_class=HTMLResponse, response_model=None)
+def profile_drafts(
+    handle: str, request: Request, platform: PlatformDep, user: OptionalUserDep
+) -> HTMLResponse | RedirectResponse:
+    """The creator's own drafts, under their profile; nobody else's (404, as for a stranger)."""
+    if user is None:
+        return _login_first(request)
+    page = feed.profile_page(platform, user, handle, limit=1)
+    if page.follow_state != "self":
+        raise NotFound("No such page.")
+    return render(
+        request, "profile.html", user, profile=page, drafts=drafts.list_drafts(platform, user)
+    )
+
+
 @router.get("/@{handle}/grid", response_class=HTMLResponse)
 def profile_grid(
     handle: str, request: Request, platform: PlatformDep, user: OptionalUserDep, cursor: Cursor
@@ -242,10 +258,13 @@ def create(
     settings: SettingsDep,
     user: OptionalUserDep,
     sound: Annotated[str | None, Query(max_length=100)] = None,
+    draft: Annotated[str | None, Query(max_length=32)] = None,
 ) -> HTMLResponse | RedirectResponse:
-    """Upload, edit (trim, look, sound), caption and publish; `?sound=` preselects a song."""
+    """Upload, edit (trim, look, sound, texts, captions, cover), caption and publish;
+    `?sound=` preselects a song, `?draft=` opens a draft."""
     if user is None:
         return _login_first(request)
+    opened = drafts.access_draft(platform, user, draft) if draft else None
     chosen = None
     if sound:
         try:
@@ -260,6 +279,7 @@ def create(
         filters=list(FILTERS.values()),
         fonts=list(FONTS.values()),
         chosen_sound=chosen,
+        draft=opened,
     )
 
 
