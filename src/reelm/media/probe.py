@@ -391,12 +391,15 @@ def _duration_by_demuxing(
 ) -> float:
     """Read packet timestamps (no decoding) when a file declares no duration.
 
-    Browsers' MediaRecorder writes WebM without one. Stops as soon as the video is known to
-    be too long, so the cost is bounded by the limits, not by what the file claims.
+    Browsers' MediaRecorder writes WebM without one. The sound counts as much as the pictures:
+    a browser that drops frames while recording (a busy phone) still keeps every bit of sound,
+    and the transcode holds the last picture to the end. Stops as soon as the video is known
+    to be too long, so the cost is bounded by the limits, not by what the file claims.
     """
     end = 0.0
     count = 0
-    for packet in container.demux(video):
+    streams = [video, *container.streams.audio[:1]]
+    for packet in container.demux(streams):
         if packet.pts is None or packet.time_base is None:
             continue
         count += 1
@@ -416,7 +419,7 @@ def _duration_by_demuxing(
             raise _corrupt("reading it took too long")
     container.seek(0)
     if end <= 0:
-        raise _corrupt("it has no timed video frames")
+        raise _corrupt("it has no timed frames")
     return end
 
 

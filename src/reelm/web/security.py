@@ -206,6 +206,12 @@ class SecurityMiddleware:
         csp = not path.startswith(_NO_CSP_PREFIXES)
         # the request's state, shared with the handlers (a dependency leaves a pass to send here)
         state = scope.setdefault("state", {})
+        # Only the Create page records (camera and microphone, this origin only).
+        devices = (
+            "camera=(self), microphone=(self), geolocation=()"
+            if path == "/create"
+            else "camera=(), microphone=(), geolocation=()"
+        )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -221,7 +227,7 @@ class SecurityMiddleware:
                 headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-                headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+                headers.setdefault("Permissions-Policy", devices)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -3,6 +3,7 @@
 // caption with hashtag suggestions, choose who can watch, post, and follow the job until it is ready.
 import { api, csrfToken, hue, icon, idempotencyKey, toast } from "./api.js";
 import { captionsEditor } from "./captions-editor.js";
+import { recorder } from "./recorder.js";
 import { textOverlays } from "./text-overlays.js";
 
 const musicIcon = () => icon("music");
@@ -24,6 +25,7 @@ const state = {
   soundtrack: "original",
   song: null,
   mix: 80,
+  draftId: null, // the draft this edit is kept as, once saved
   previewAt: 0, // seconds of the edited video the preview shows
   coverAt: 0, // seconds of the upload (inside the trim) the poster is taken at
 };
@@ -128,6 +130,20 @@ drop.addEventListener("drop", (event) => {
   startUpload(event.dataTransfer.files[0]);
 });
 
+// or record one -----------------------------------------------------------------------------
+
+let knownSongs = [];
+let recordedSong = null;
+const camera = recorder({
+  root,
+  songs: () => knownSongs,
+  onRecorded(file, song) {
+    recordedSong = song;
+    $("#record-step").hidden = true;
+    startUpload(file);
+  },
+});
+
 async function uploaded(uploadId) {
   try {
     const upload = await api("GET", `/api/v1/uploads/${encodeURIComponent(uploadId)}`);
@@ -135,6 +151,8 @@ async function uploaded(uploadId) {
     state.uploadId = upload.id;
     state.duration = upload.probe?.duration_s ?? 0;
     openEditor();
+    // a recording made to a song: the song from its start, as it played while recording
+    if (recordedSong) chooseSong(recordedSong);
   } catch (err) {
     uploadError(err.message);
   }
@@ -356,6 +374,10 @@ async function listSongs(q) {
     let items = page.items;
     if (!q && !items.length) items = (await api("GET", "/api/v1/sounds?limit=20")).items;
     $(".sound-list-title").textContent = q ? `Results for “${q}”` : "Trending";
+    if (!q) {
+      knownSongs = items;
+      camera.fillSongs(items);
+    }
     list.replaceChildren(...items.map(songRow));
     if (!items.length) {
       const li = document.createElement("li");
@@ -498,6 +520,104 @@ async function follow(video) {
   }
 }
 
+/** The edit and its settings, as both posting and a draft send them. */
+function editBody() {
+  return {
+    upload_id: state.uploadId,
+    edit: {
+      trim_start_s: state.trimStart,
+      trim_end_s: state.trimEnd,
+      filter: state.filter === "none" ? null : state.filter,
+      filter_intensity: state.intensity,
+      soundtrack: soundtrack(),
+      cover_time_s: state.coverAt,
+      texts: texts.value(),
+    },
+    caption: caption.value,
+    captions_vtt: captions.webvtt(),
+    visibility: $("#visibility").value,
+    allow_comments: $("#allow-comments").checked,
+    allow_sound_reuse: $("#allow-reuse").checked,
+  };
+}
+
+$("#save-draft").addEventListener("click", async () => {
+  const button = $("#save-draft");
+  const box = $(".publish-error");
+  box.hidden = true;
+  button.disabled = true;
+  try {
+    const saved = state.draftId
+      ? await api("PUT", `/api/v1/drafts/${encodeURIComponent(state.draftId)}`, editBody())
+      : await api("POST", "/api/v1/drafts", editBody());
+    state.draftId = saved.id;
+    history.replaceState(null, "", `/create?draft=${encodeURIComponent(saved.id)}`);
+    button.textContent = "Draft saved";
+    toast("Draft saved. Find it under your profile, in Drafts.");
+  } catch (err) {
+    box.textContent = err.message;
+    box.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+});
+for (const event of ["input", "change"]) {
+  $("#editor").addEventListener(event, () => { $("#save-draft").textContent = "Save draft"; });
+}
+
+/** Open a saved draft: its clip, then everything the edit said, as it was left. */
+async function openDraft(draft) {
+  const { content } = draft;
+  const edit = content.edit ?? {};
+  state.draftId = draft.id;
+  state.uploadId = content.upload_id;
+  state.duration = draft.duration_s;
+  openEditor();
+  const num = (v, fallback) => (typeof v === "number" && Number.isFinite(v) ? v : fallback);
+  $("#trim-start").value = String(num(edit.trim_start_s, 0));
+  $("#trim-end").value = String(num(edit.trim_end_s, state.duration));
+  updateTrim();
+  state.coverAt = num(edit.cover_time_s, state.trimStart);
+  const look = root.querySelector(`input[name="filter"][value="${CSS.escape(edit.filter ?? "none")}"]`);
+  if (look) {
+    look.checked = true;
+    look.dispatchEvent(new Event("change"));
+  }
+  $("#intensity").value = String(num(edit.filter_intensity, 80));
+  $("#intensity").dispatchEvent(new Event("input"));
+  const sound = edit.soundtrack ?? { kind: "original" };
+  if (sound.kind === "song" && sound.song_id) {
+    try {
+      chooseSong(await api("GET", `/api/v1/sounds/${encodeURIComponent(sound.song_id)}`));
+      $("#mix").value = String(num(sound.mix, 80));
+      $("#mix").dispatchEvent(new Event("input"));
+    } catch {
+      toast("The draft's song is no longer available; pick another.");
+    }
+  } else {
+    const radio = root.querySelector(`input[name="soundtrack"][value="${sound.kind === "none" ? "none" : "original"}"]`);
+    radio.checked = true;
+    radio.dispatchEvent(new Event("change"));
+  }
+  for (const text of Array.isArray(edit.texts) ? edit.texts : []) texts.add(text);
+  if (content.captions_vtt) {
+    try {
+      const { cues } = await api("POST", "/api/v1/captions/check", { webvtt: content.captions_vtt });
+      cues.forEach((cue) => captions.add(cue));
+    } catch (err) {
+      captions.showError(err.message);
+    }
+  }
+  caption.value = content.caption ?? "";
+  countCaption();
+  $("#visibility").value = content.visibility ?? "public";
+  $("#allow-comments").checked = content.allow_comments !== false;
+  $("#allow-reuse").checked = content.allow_sound_reuse !== false;
+  fitTimeControls();
+  refreshPreview();
+  $("#save-draft").textContent = "Draft saved";
+}
+
 $("#editor").addEventListener("submit", async (event) => {
   event.preventDefault();
   const box = $(".publish-error");
@@ -512,23 +632,7 @@ $("#editor").addEventListener("submit", async (event) => {
   button.textContent = "Posting…";
   stopAudio();
   try {
-    const video = await api("POST", "/api/v1/videos", {
-      upload_id: state.uploadId,
-      edit: {
-        trim_start_s: state.trimStart,
-        trim_end_s: state.trimEnd,
-        filter: state.filter === "none" ? null : state.filter,
-        filter_intensity: state.intensity,
-        soundtrack: soundtrack(),
-        cover_time_s: state.coverAt,
-        texts: texts.value(),
-      },
-      caption: caption.value,
-      captions_vtt: captions.webvtt(),
-      visibility: $("#visibility").value,
-      allow_comments: $("#allow-comments").checked,
-      allow_sound_reuse: $("#allow-reuse").checked,
-    });
+    const video = await api("POST", "/api/v1/videos", { ...editBody(), draft_id: state.draftId });
     $("#editor").hidden = true;
     $("#done-step").hidden = false;
     try {
@@ -552,6 +656,8 @@ $("#discard").addEventListener("click", () => location.assign("/create"));
 // start ------------------------------------------------------------------------------------
 
 const preselected = document.getElementById("preselected-sound");
+const draftData = document.getElementById("draft-data");
 listSongs("").then(() => {
   if (preselected) chooseSong(JSON.parse(preselected.textContent));
+  if (draftData) openDraft(JSON.parse(draftData.textContent));
 });
