@@ -152,6 +152,9 @@ def test_webm_without_a_declared_duration_is_measured(tmp_path: Path) -> None:
         assert container.duration is None  # the premise: nothing declared
     result = probe_upload(clip)
     assert result.duration_s == pytest.approx(2.0, abs=0.05)
+    # such a file's stream "rate" is its time base (Chromium's claims 1000/s): the rate is
+    # what was recorded
+    assert result.fps == pytest.approx(30, abs=1)
 
 
 @pytest.mark.skipif("libvpx" not in av.codecs_available, reason="no VP8 encoder in this build")

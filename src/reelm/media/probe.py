@@ -307,6 +307,13 @@ def _describe(
     _check_dimensions(video.width, video.height, limits)
     fps = _frame_rate(video)
     duration = _duration(container, video)
+    if duration is None:
+        duration, pictures = _duration_by_demuxing(container, video, limits, deadline)
+        _check_duration(duration, limits)
+        # A file that declares no duration (a browser's MediaRecorder WebM) declares no real
+        # frame rate either: its stream's "rate" is its time base, 1000/s. Its rate is what
+        # was recorded.
+        fps = pictures / duration
     if fps is None and duration and video.frames:
         fps = video.frames / duration
     if fps is not None and fps > limits.max_fps:
@@ -315,8 +322,7 @@ def _describe(
             "supported. Please export it at a normal frame rate.",
             code="unsupported_frame_rate",
         )
-    if duration is not None:
-        _check_duration(duration, limits)
+    _check_duration(duration, limits)
     # Within the limits on length and rate, more frames than both allow is a crafted claim.
     if video.frames > limits.max_frames:
         raise InvalidInput(
@@ -324,9 +330,6 @@ def _describe(
             f"{limits.max_duration_s:.0f}-second video can have. The file is damaged or crafted.",
             code="too_many_frames",
         )
-    if duration is None:
-        duration = _duration_by_demuxing(container, video, limits, deadline)
-        _check_duration(duration, limits)
     frame = _first_frame(container, video, limits, deadline)
     _check_dimensions(frame.width, frame.height, limits)
     rotation = display_rotation(frame)
@@ -388,7 +391,7 @@ def _duration(container: InputContainer, video: VideoStream) -> float | None:
 
 def _duration_by_demuxing(
     container: InputContainer, video: VideoStream, limits: MediaLimits, deadline: float
-) -> float:
+) -> tuple[float, int]:
     """Read packet timestamps (no decoding) when a file declares no duration.
 
     Browsers' MediaRecorder writes WebM without one. The sound counts as much as the pictures:
@@ -398,11 +401,13 @@ def _duration_by_demuxing(
     """
     end = 0.0
     count = 0
+    pictures = 0
     streams = [video, *container.streams.audio[:1]]
     for packet in container.demux(streams):
         if packet.pts is None or packet.time_base is None:
             continue
         count += 1
+        pictures += packet.stream is video
         end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
         if end > limits.max_duration_s:
             raise InvalidInput(
@@ -418,9 +423,9 @@ def _duration_by_demuxing(
         if count % 64 == 0 and time.monotonic() > deadline:
             raise _corrupt("reading it took too long")
     container.seek(0)
-    if end <= 0:
+    if end <= 0 or pictures == 0:
         raise _corrupt("it has no timed frames")
-    return end
+    return end, pictures
 
 
 def _check_duration(duration: float, limits: MediaLimits) -> None:
