@@ -170,9 +170,21 @@ class Run:
     steps: dict[str, float] = field(default_factory=dict)
 
 
-def run_reelm(ctx: Context, clip: Path, song: Path, seconds: float, out: Path) -> Run:
+def run_reelm(
+    ctx: Context,
+    clip: Path,
+    song: Path,
+    seconds: float,
+    out: Path,
+    the_edit: dict[str, Any] | None = None,
+) -> Run:
     shutil.rmtree(out, ignore_errors=True)
-    job = {"source": str(clip), "song": str(song), "out": str(out), "edit": edit(seconds)}
+    job = {
+        "source": str(clip),
+        "song": str(song),
+        "out": str(out),
+        "edit": the_edit or edit(seconds),
+    }
     at = load()
     proc = subprocess.run(
         [ctx.python, "-c", "from bench.transcode import worker; worker()", json.dumps(job)],
@@ -198,8 +210,18 @@ def ffmpeg_exe() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def ffmpeg_command(exe: str, clip: Path, song: Path, seconds: float, out: Path) -> list[str]:
-    """The same work as reelm's transcode of `edit(seconds)` on `clip`, as one ffmpeg run."""
+def ffmpeg_command(
+    exe: str,
+    clip: Path,
+    song: Path,
+    seconds: float,
+    out: Path,
+    texts: Sequence[tuple[Path, int, int, str]] = (),
+) -> list[str]:
+    """The same work as reelm's transcode of `edit(seconds)` on `clip`, as one ffmpeg run.
+
+    `texts` are text overlays as reelm draws them: a picture file, its place and its `enable`
+    expression, laid on after the look (bench/create.py)."""
     from reelm.media.filters import get_filter
     from reelm.media.transcode import (
         AUDIO_BITRATE,
@@ -220,8 +242,13 @@ def ffmpeg_command(exe: str, clip: Path, song: Path, seconds: float, out: Path) 
         [
             # 1080x1920 is already 9:16: filled, it scales to the top rung exactly.
             f"[0:v]fps={FPS}:start_time=0,scale=w={top.width}:h={top.height}:out_range=tv,"
-            f"crop=w={top.width}:h={top.height},setsar=1,format=yuv420p,{look},"
-            "split=3[top][low_in][cover]",
+            f"crop=w={top.width}:h={top.height},setsar=1,format=yuv420p,{look}[looked0]",
+            *(
+                f"[looked{n}][{n + 2}:v]overlay=x={x}:y={y}:eof_action=repeat:format=yuv420:"
+                f"enable='{enable}'[looked{n + 1}]"
+                for n, (_, x, y, enable) in enumerate(texts)
+            ),
+            f"[looked{len(texts)}]split=3[top][low_in][cover]",
             f"[low_in]scale=w={low.width}:h={low.height},setsar=1,format=yuv420p[low]",
             "[cover]trim=end_frame=1,format=yuvj420p[poster]",
             f"[0:a]atrim=start=0:end={seconds},aresample={AUDIO_RATE}:async=1:first_pts=0,"
@@ -254,6 +281,7 @@ def ffmpeg_command(exe: str, clip: Path, song: Path, seconds: float, out: Path) 
     return [
         exe, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
         "-i", str(clip), "-ss", str(SONG_OFFSET_S), "-i", str(song),
+        *(arg for picture, *_ in texts for arg in ("-i", str(picture))),
         "-filter_complex", graph,
         "-map", "[top]", "-map", "[low]", "-map", "[sound]",
         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p",
@@ -271,11 +299,18 @@ def ffmpeg_command(exe: str, clip: Path, song: Path, seconds: float, out: Path) 
     ]  # fmt: skip
 
 
-def run_ffmpeg(exe: str, clip: Path, song: Path, seconds: float, out: Path) -> Run:
+def run_ffmpeg(
+    exe: str,
+    clip: Path,
+    song: Path,
+    seconds: float,
+    out: Path,
+    texts: Sequence[tuple[Path, int, int, str]] = (),
+) -> Run:
     shutil.rmtree(out, ignore_errors=True)
     for name in ("720p", "480p"):
         (out / name).mkdir(parents=True)
-    command = ffmpeg_command(exe, clip, song, seconds, out)
+    command = ffmpeg_command(exe, clip, song, seconds, out, texts)
     at = load()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()

@@ -79,9 +79,9 @@ def test_text_on_video_previews_then_shows_in_the_published_frames_and_cover_is_
     expect(overlay).to_be_visible()
     expect(overlay).to_have_text("HELLO")
     assert "reelm-classic" in overlay.evaluate("el => getComputedStyle(el).fontFamily")
-    page.wait_for_function("document.fonts.check('40px reelm-classic')")
+    page.wait_for_function("() => document.fonts.check('40px reelm-classic')")
     box = overlay.bounding_box()
-    frame = page.locator(".phone-frame").bounding_box()
+    frame = page.locator(".create-preview .phone-frame").bounding_box()
     assert box is not None
     assert frame is not None
     centre_y = (box["y"] + box["height"] / 2 - frame["y"]) / frame["height"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import av
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
 from e2e.browsing import ARGS, CHROMIUM, DESKTOP, PASSWORD, add_song, make_clip, shoot, watch
 from e2e.served import Served
@@ -39,14 +39,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="module")
-def camera_browser() -> Iterator[Browser]:
+def camera_browser(playwright: Playwright) -> Iterator[Browser]:
     """Chromium with a fake camera and microphone that it may use without asking."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=[*ARGS, *FAKE_CAMERA])
-        yield b
-        b.close()
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*ARGS, *FAKE_CAMERA])
+    yield b
+    b.close()
 
 
 @pytest.fixture
