@@ -1,7 +1,7 @@
 """drafts: a creator's unfinished edits, their content sealed in a blob
 
-Revision ID: r0044
-Revises: r0043
+Revision ID: r0045
+Revises: r0044
 Create Date: 2026-12-03 13:17:54.363083
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import reelm.db
 
-revision: str = "r0044"
-down_revision: str | None = "r0043"
+revision: str = "r0045"
+down_revision: str | None = "r0044"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

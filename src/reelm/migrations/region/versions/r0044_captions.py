@@ -1,7 +1,7 @@
 """videos: closed captions (WebVTT) of a video
 
-Revision ID: r0043
-Revises: r0042
+Revision ID: r0044
+Revises: r0043
 Create Date: 2026-12-03 13:20:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "r0043"
-down_revision: str | None = "r0042"
+revision: str = "r0044"
+down_revision: str | None = "r0043"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
