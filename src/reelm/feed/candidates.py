@@ -19,7 +19,7 @@ from sqlalchemy import select
 from reelm.feed import reads
 from reelm.feed.models import ForYouCandidates
 from reelm.residency.store import RegionStore
-from reelm.sql import chunks, qmarks
+from reelm.sql import chunks, qmarks, read_rows
 
 FORMAT = 1
 
@@ -84,7 +84,7 @@ def decode(
 def load(store: RegionStore, owner_id: str) -> CandidateSet | None:
     """The user's stored set (one primary-key read in their home region), or None."""
     with store.unchecked_connection(reason="For You: the viewer's candidate set (read)") as conn:
-        rows = reads.run(conn, LOAD_SQL, (owner_id,))
+        rows = read_rows(conn, LOAD_SQL, (owner_id,))
     if not rows:
         return None
     region, built_at, trained_at, data = rows[0]
@@ -100,7 +100,7 @@ def built_for(store: RegionStore, owner_ids: Iterable[str]) -> dict[str, datetim
                 "SELECT owner_id, model_trained_at FROM foryou_candidates "
                 f"WHERE owner_id IN ({qmarks(len(chunk))})"
             )
-            out.update((o, reads.timestamp(t)) for o, t in reads.run(conn, sql, chunk))
+            out.update((o, reads.timestamp(t)) for o, t in read_rows(conn, sql, chunk))
     return out
 
 

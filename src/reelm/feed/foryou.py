@@ -41,7 +41,7 @@ from reelm.media.schemas import PublicVideoRead
 from reelm.media.service import media_urls
 from reelm.residency.store import Platform
 from reelm.social.service import Person
-from reelm.sql import chunks, qmarks
+from reelm.sql import chunks, qmarks, read_rows
 
 MAX_PAGE = 50
 FINISHED_DAYS = 7
@@ -122,7 +122,7 @@ def viewer_state(platform: Platform, me: Person) -> ViewerState:
     state = ViewerState()
     sets = {"f": state.follows, "h": state.hidden, "n": state.not_interested, "c": state.finished}
     with store.unchecked_connection(reason="For You: the viewer's own state (read)") as conn:
-        rows = reads.run(conn, VIEWER_STATE_SQL, (v, v, v, v, v, v, since, v))
+        rows = read_rows(conn, VIEWER_STATE_SQL, (v, v, v, v, v, v, since, v))
     for kind, value in rows:
         if kind == "i":
             state.interests = json.loads(value) if value else []
@@ -131,7 +131,7 @@ def viewer_state(platform: Platform, me: Person) -> ViewerState:
     for name, other in platform.regions.items():
         if name != me.region:
             with other.unchecked_connection(reason="For You: who blocked the viewer") as conn:
-                state.hidden.update(r[0] for r in reads.run(conn, BLOCKED_BY_SQL, (v,)))
+                state.hidden.update(r[0] for r in read_rows(conn, BLOCKED_BY_SQL, (v,)))
     return state
 
 
@@ -140,7 +140,7 @@ def viewer_positives(platform: Platform, me: Person) -> list[tuple[str, str, dat
     v = me.user_id
     store = platform.region(me.region)
     with store.unchecked_connection(reason="For You: the viewer's positives (read)") as conn:
-        rows = reads.run(conn, POSITIVES_SQL, (v, v, v, v))
+        rows = read_rows(conn, POSITIVES_SQL, (v, v, v, v))
     return [(vid, kind, reads.timestamp(at)) for vid, kind, at in rows]
 
 
@@ -155,7 +155,7 @@ def fetch_videos(platform: Platform, ids: Iterable[str]) -> dict[str, VideoRow]:
         sql = (
             f"SELECT {reads.CATALOG_COLUMNS} FROM catalog_videos WHERE id IN ({qmarks(len(chunk))})"
         )
-        for row in reads.catalog_rows(reads.run(engine, sql, chunk)):
+        for row in reads.catalog_rows(read_rows(engine, sql, chunk)):
             out[row.id] = row
     return out
 
@@ -183,7 +183,7 @@ def followed_videos(platform: Platform, follows: set[str]) -> list[VideoRow]:
         f"WHERE creator_id IN ({qmarks(len(creators))}) "
         f"ORDER BY published_at DESC LIMIT {FOLLOWING_TAKE}"
     )
-    return list(reads.catalog_rows(reads.run(platform.global_store.engine, sql, creators)))
+    return list(reads.catalog_rows(read_rows(platform.global_store.engine, sql, creators)))
 
 
 def followed_since(platform: Platform, follows: set[str], after: datetime) -> list[VideoRow]:
@@ -195,7 +195,7 @@ def followed_since(platform: Platform, follows: set[str], after: datetime) -> li
         f"ORDER BY published_at DESC LIMIT {FOLLOWING_TAKE}"
     )
     params = [reads.when(engine.dialect, after), *creators]
-    return list(reads.catalog_rows(reads.run(engine, sql, params)))
+    return list(reads.catalog_rows(read_rows(engine, sql, params)))
 
 
 def fresh_public_videos(platform: Platform, after: datetime) -> list[VideoRow]:
@@ -206,7 +206,7 @@ def fresh_public_videos(platform: Platform, after: datetime) -> list[VideoRow]:
         "WHERE visibility = 'public' AND published_at > ? "
         f"ORDER BY published_at DESC LIMIT {FRESH_TAKE}"
     )
-    return list(reads.catalog_rows(reads.run(engine, sql, (reads.when(engine.dialect, after),))))
+    return list(reads.catalog_rows(read_rows(engine, sql, (reads.when(engine.dialect, after),))))
 
 
 def visible(row: VideoRow | None, state: ViewerState | None, viewer_id: str | None) -> bool:

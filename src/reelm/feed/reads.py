@@ -1,19 +1,13 @@
-"""The For You feed's per-request reads, on a pooled DBAPI connection with SQL written once.
-
-Measured on a page of For You, SQLAlchemy's per-execute work (session, ORM events, statement
-cache, result processing: about 0.2 ms per query) cost more than the queries themselves (a few
-microseconds on an index). These reads are simple, read-only and on every request, so they skip
-it; every write, and every other read, goes through the ORM and the RegionStore's hooks as usual.
-The SQL is plain enough for both backends (only the placeholder style differs).
+"""What the For You feed's per-request reads read: catalogue rows and timestamps as both backends
+store them. The reads themselves go straight to the DBAPI (`reelm.sql.read_rows`, which says
+why); every write, and every other read, goes through the ORM and the RegionStore's hooks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Dialect
 
 
@@ -39,25 +33,6 @@ class CatalogRow(NamedTuple):
 
 
 CATALOG_COLUMNS = ", ".join(CatalogRow._fields)
-
-
-def run(bind: Engine | Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """Rows of one read-only statement written with `?` placeholders: on the global engine, or
-    on a region's `unchecked_connection` (which rolls the read transaction back at its end)."""
-    if bind.dialect.paramstyle != "qmark":
-        sql = sql.replace("?", "%s")
-    conn = bind.raw_connection() if isinstance(bind, Engine) else bind.connection
-    try:
-        cur = conn.cursor()
-        try:
-            cur.execute(sql, tuple(params))
-            rows = cur.fetchall()
-        finally:
-            cur.close()
-    finally:
-        if isinstance(bind, Engine):
-            conn.close()  # back to the pool, which rolls the read transaction back
-    return [tuple(r) for r in rows]
 
 
 def when(dialect: Dialect, value: datetime) -> Any:

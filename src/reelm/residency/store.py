@@ -25,7 +25,7 @@ from reelm.residency.blobs import BlobStore, open_blob_store
 from reelm.residency.keys import FieldCipher, KeyRing, LocalKeyRing
 from reelm.residency.models import ACTIVE, DELETED, MOVING, PENDING, DirectoryEntry
 from reelm.residency.policy import ResidencyPolicy
-from reelm.sql import chunks
+from reelm.sql import chunks, read_rows
 
 log = logging.getLogger(__name__)
 
@@ -97,21 +97,12 @@ class Directory:
         return out
 
     def home(self, user_id: str) -> Home | None:
-        """One user's home, read straight on a pooled DBAPI connection: the web's session pass
-        reads it on every signed-in read, where the ORM's per-execute work cost more than the
-        primary-key lookup itself."""
+        """One user's home, read straight on a pooled DBAPI connection (`read_rows`): the web's
+        session pass reads it on every signed-in read, where the ORM's per-execute work cost
+        more than the primary-key lookup itself."""
         sql = "SELECT home_region, state, moving_to FROM directory WHERE user_id = ?"
-        if self.engine.dialect.paramstyle != "qmark":
-            sql = sql.replace("?", "%s")
-        conn = self.engine.raw_connection()
-        try:
-            cur = conn.cursor()
-            cur.execute(sql, (user_id,))
-            row = cur.fetchone()
-            cur.close()
-        finally:
-            conn.close()
-        return Home(*row) if row is not None else None
+        rows = read_rows(self.engine, sql, (user_id,))
+        return Home(*rows[0]) if rows else None
 
     def all_homes(self) -> dict[str, Home]:
         with Session(self.engine) as s:
