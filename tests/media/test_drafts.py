@@ -127,3 +127,26 @@ def test_deleting_a_draft_removes_its_sealed_content_and_its_clip(
     assert list(store.blobs.keys(f"{uid}/uploads/")) == []
     assert row_count(platform, "us", "uploads") == 0
     assert client.get("/api/v1/me/drafts", headers=h(token)).json() == []
+
+
+def test_posting_a_draft_whose_sealed_content_cannot_be_removed_still_posts(
+    client: TestClient, platform: Platform, settings: Settings, clip: Path
+) -> None:
+    """The video and the draft's end are one commit; the blob is removed after it, and a
+    failure then (here: a folder where the file was) is no error of the request."""
+    uid, _, token = make_user(platform, settings, handle="ida", jurisdiction="US")
+    upload_id = upload(client, token, clip)
+    draft = client.post("/api/v1/drafts", headers=h(token), json=body(upload_id)).json()
+    store = platform.regions["us"]
+    (key,) = list(store.blobs.keys(f"{uid}/drafts/"))
+    path = store.blobs.local_path(key)
+    assert path is not None
+    path.unlink()
+    (path / "stuck").mkdir(parents=True)
+    posted = client.post(
+        "/api/v1/videos", headers=h(token), json={**body(upload_id), "draft_id": draft["id"]}
+    )
+    assert posted.status_code == 202, posted.text
+    assert posted.json()["state"] == "ready"
+    assert row_count(platform, "us", "drafts") == 0
+    assert row_count(platform, "us", "videos") == 1

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from reelm.accounts.service import CurrentUser
 from reelm.db import utcnow
@@ -161,6 +162,23 @@ def do_delete_draft(platform: Platform, user: CurrentUser, draft_id: str) -> Non
         if upload is not None:
             s.delete(upload)
     forget_draft_blobs(store, key, upload_key)
+
+
+def take_draft(
+    s: Session, user: CurrentUser, draft_id: str | None, *, upload_id: str
+) -> str | None:
+    """The draft a video is published from, deleted in the video's transaction; the key of its
+    sealed content, to forget after the commit (`forget_draft_blobs`)."""
+    if draft_id is None:
+        return None
+    draft = s.get(Draft, draft_id)
+    if draft is None or draft.owner_id != user.user_id:
+        raise DraftNotFound()
+    if draft.upload_id != upload_id:
+        raise InvalidInput("This draft is of another clip.", code="draft_mismatch")
+    key = draft.blob_key
+    s.delete(draft)
+    return key
 
 
 def forget_draft_blobs(store: RegionStore, *keys: str | None) -> None:

@@ -26,7 +26,6 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from reelm.accounts.models import Account
 from reelm.accounts.service import CurrentUser
@@ -42,8 +41,9 @@ from reelm.errors import (
     UploadNotFound,
     VideoNotFound,
 )
+from reelm.media import drafts
 from reelm.media.captions import CAPTIONS_DIR, CAPTIONS_FILE, check_cues, parse_webvtt, to_webvtt
-from reelm.media.models import Draft, PublishedVideo, Upload, UploadState, Video, VideoState
+from reelm.media.models import PublishedVideo, Upload, UploadState, Video, VideoState
 from reelm.media.probe import MediaLimits, probe_upload
 from reelm.media.publish import creator_handle, do_publish, emit_publication, offer_original_sound
 from reelm.media.schemas import (
@@ -381,29 +381,11 @@ def check_create_video(
             sound_id=sound_id,
         )
         s.add(video)
-        draft_key = _take_draft(s, user, body.draft_id, upload_id=upload.id)
+        draft_key = drafts.take_draft(s, user, body.draft_id, upload_id=upload.id)
         s.flush()
         result = _video_read(video)
-    if draft_key is not None:
-        store.blobs.delete(draft_key)
+    drafts.forget_draft_blobs(store, draft_key)
     return result
-
-
-def _take_draft(
-    s: Session, user: CurrentUser, draft_id: str | None, *, upload_id: str
-) -> str | None:
-    """The draft a video is published from, deleted with the video's commit; its sealed
-    content's key, to delete after it."""
-    if draft_id is None:
-        return None
-    draft = s.get(Draft, draft_id)
-    if draft is None or draft.owner_id != user.user_id:
-        raise NotFound("No such draft.", code="draft_not_found")
-    if draft.upload_id != upload_id:
-        raise InvalidInput("This draft is of another clip.", code="draft_mismatch")
-    key = draft.blob_key
-    s.delete(draft)
-    return key
 
 
 def check_captions(webvtt: str, *, duration_s: float) -> str:
