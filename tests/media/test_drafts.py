@@ -69,6 +69,7 @@ def test_a_draft_is_sealed_in_the_home_region_and_only_its_owner_sees_it(
     sealed = store.blobs.read_bytes(key)
     assert b"secret words" not in sealed
     assert b"unfinished" not in sealed
+    assert b"secret words" in store.cipher(uid).decrypt_bytes(key, sealed)
     assert row_count(platform, "sg", "drafts") == 1
     assert row_count(platform, "us", "drafts") == 0
     assert do_scan(platform).clean
@@ -90,7 +91,7 @@ def test_a_draft_is_sealed_in_the_home_region_and_only_its_owner_sees_it(
 def test_an_unfinished_edit_is_kept_and_only_checked_when_published(
     client: TestClient, platform: Platform, settings: Settings, clip: Path
 ) -> None:
-    _, _, token = make_user(platform, settings, handle="noa", jurisdiction="US")
+    uid, _, token = make_user(platform, settings, handle="noa", jurisdiction="US")
     upload_id = upload(client, token, clip)
     unfinished = body(upload_id)
     unfinished["edit"] = {"trim_start_s": 1.5, "trim_end_s": 1.0}  # not a valid trim yet
@@ -111,6 +112,7 @@ def test_an_unfinished_edit_is_kept_and_only_checked_when_published(
     assert posted.json()["state"] == "ready"
     assert posted.json()["has_captions"] is True
     assert row_count(platform, "us", "drafts") == 0
+    assert list(platform.regions["us"].blobs.keys(f"{uid}/drafts/")) == []
     assert client.get(f"/api/v1/drafts/{draft['id']}", headers=h(token)).status_code == 404
 
 
