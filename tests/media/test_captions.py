@@ -14,7 +14,6 @@ from reelm.config import Settings
 from reelm.errors import InvalidInput
 from reelm.media.captions import check_cues, parse_webvtt, to_webvtt
 from reelm.media.models import PublishedVideo
-from reelm.media.synth import make_test_clip
 from reelm.residency.store import Platform
 
 GOOD = """WEBVTT - made by hand
@@ -76,22 +75,15 @@ def test_markup_never_reaches_the_published_file() -> None:
     assert "<script>" not in to_webvtt(cues)
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_test_clip(
-        tmp_path_factory.mktemp("clips") / "clip.mp4", seconds=2.0, width=180, height=320
-    )
-
-
 def h(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
 def test_captions_are_served_as_an_hls_subtitles_track_and_are_public(
-    client: TestClient, platform: Platform, settings: Settings, clip: Path
+    client: TestClient, platform: Platform, settings: Settings, small_clip: Path
 ) -> None:
     uid, _, token = make_user(platform, settings, handle="cara", jurisdiction="US")
-    with clip.open("rb") as f:
+    with small_clip.open("rb") as f:
         up = client.post("/api/v1/uploads/file", headers=h(token), files={"file": ("c.mp4", f)})
     checked = client.post("/api/v1/captions/check", headers=h(token), json={"webvtt": GOOD})
     assert checked.status_code == 200
@@ -135,10 +127,10 @@ def test_captions_are_served_as_an_hls_subtitles_track_and_are_public(
 
 
 def test_invalid_webvtt_is_refused_and_nothing_is_made(
-    client: TestClient, platform: Platform, settings: Settings, clip: Path
+    client: TestClient, platform: Platform, settings: Settings, small_clip: Path
 ) -> None:
     _, _, token = make_user(platform, settings, handle="dana", jurisdiction="US")
-    with clip.open("rb") as f:
+    with small_clip.open("rb") as f:
         up = client.post("/api/v1/uploads/file", headers=h(token), files={"file": ("c.mp4", f)})
     bad = "1\n00:00:00,000 --> 00:00:01,000\nan SRT file\n"
     checked = client.post("/api/v1/captions/check", headers=h(token), json={"webvtt": bad})

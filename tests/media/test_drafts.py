@@ -5,23 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from helpers import make_user, row_count
 from reelm.config import Settings
-from reelm.media.synth import make_test_clip
 from reelm.residency.scan import do_scan
 from reelm.residency.store import Platform
 
 CAPTIONS = "WEBVTT\n\n00:00.000 --> 00:01.000\nsecret words of a draft\n"
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_test_clip(
-        tmp_path_factory.mktemp("clips") / "clip.mp4", seconds=2.0, width=180, height=320
-    )
 
 
 def h(token: str) -> dict[str, str]:
@@ -54,11 +45,13 @@ def body(upload_id: str, **extra: object) -> dict[str, object]:
 
 
 def test_a_draft_is_sealed_in_the_home_region_and_only_its_owner_sees_it(
-    client: TestClient, platform: Platform, settings: Settings, clip: Path
+    client: TestClient, platform: Platform, settings: Settings, small_clip: Path
 ) -> None:
     uid, _, token = make_user(platform, settings, handle="mei", jurisdiction="SG")
     _, _, other = make_user(platform, settings, handle="ava", jurisdiction="US")
-    r = client.post("/api/v1/drafts", headers=h(token), json=body(upload(client, token, clip)))
+    r = client.post(
+        "/api/v1/drafts", headers=h(token), json=body(upload(client, token, small_clip))
+    )
     assert r.status_code == 201, r.text
     draft = r.json()
     assert draft["content"]["edit"]["texts"][0]["text"] == "draft text"
@@ -89,10 +82,10 @@ def test_a_draft_is_sealed_in_the_home_region_and_only_its_owner_sees_it(
 
 
 def test_an_unfinished_edit_is_kept_and_only_checked_when_published(
-    client: TestClient, platform: Platform, settings: Settings, clip: Path
+    client: TestClient, platform: Platform, settings: Settings, small_clip: Path
 ) -> None:
     uid, _, token = make_user(platform, settings, handle="noa", jurisdiction="US")
-    upload_id = upload(client, token, clip)
+    upload_id = upload(client, token, small_clip)
     unfinished = body(upload_id)
     unfinished["edit"] = {"trim_start_s": 1.5, "trim_end_s": 1.0}  # not a valid trim yet
     draft = client.post("/api/v1/drafts", headers=h(token), json=unfinished).json()
@@ -117,11 +110,11 @@ def test_an_unfinished_edit_is_kept_and_only_checked_when_published(
 
 
 def test_deleting_a_draft_removes_its_sealed_content_and_its_clip(
-    client: TestClient, platform: Platform, settings: Settings, clip: Path
+    client: TestClient, platform: Platform, settings: Settings, small_clip: Path
 ) -> None:
     uid, _, token = make_user(platform, settings, handle="lea", jurisdiction="US")
     draft = client.post(
-        "/api/v1/drafts", headers=h(token), json=body(upload(client, token, clip))
+        "/api/v1/drafts", headers=h(token), json=body(upload(client, token, small_clip))
     ).json()
     assert client.delete(f"/api/v1/drafts/{draft['id']}", headers=h(token)).status_code == 204
     store = platform.regions["us"]
@@ -132,12 +125,12 @@ def test_deleting_a_draft_removes_its_sealed_content_and_its_clip(
 
 
 def test_posting_a_draft_whose_sealed_content_cannot_be_removed_still_posts(
-    client: TestClient, platform: Platform, settings: Settings, clip: Path
+    client: TestClient, platform: Platform, settings: Settings, small_clip: Path
 ) -> None:
     """The video and the draft's end are one commit; the blob is removed after it, and a
     failure then (here: a folder where the file was) is no error of the request."""
     uid, _, token = make_user(platform, settings, handle="ida", jurisdiction="US")
-    upload_id = upload(client, token, clip)
+    upload_id = upload(client, token, small_clip)
     draft = client.post("/api/v1/drafts", headers=h(token), json=body(upload_id)).json()
     store = platform.regions["us"]
     (key,) = list(store.blobs.keys(f"{uid}/drafts/"))
