@@ -440,7 +440,7 @@ def access_session(platform: Platform, token: str) -> CurrentUser:
                 break
     if found is None or found.revoked_at is not None:
         raise Unauthorized("Not signed in (unknown or revoked session).", code="invalid_session")
-    home = platform.directory.homes([found.user_id]).get(found.user_id)
+    home = platform.directory.home(found.user_id)
     if (
         home is not None
         and home.state == ACTIVE
