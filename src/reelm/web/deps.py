@@ -13,11 +13,10 @@ from reelm.config import Settings
 from reelm.errors import TryAgainLater, Unauthorized
 from reelm.residency.models import ACTIVE, MOVING
 from reelm.residency.store import MOVING_RETRY_AFTER, Platform
-from reelm.web.security import PASS_COOKIE, SessionPass, issue_pass, read_pass
+from reelm.web.security import PASS_COOKIE, SESSION_COOKIE, SessionPass, issue_pass, read_pass
 
 __all__ = ["PASS_COOKIE", "SESSION_COOKIE"]
 
-SESSION_COOKIE = "reelm_session"
 _clock = time.time  # the session passes' clock (tests move it)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
