@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from reelm.accounts.service import CurrentUser
 from reelm.db import utcnow
-from reelm.errors import Conflict, InvalidInput, NotFound
+from reelm.errors import Conflict, InvalidInput, NotFound, UploadNotFound
 from reelm.media.models import Draft, Upload, UploadState, Video
 from reelm.media.schemas import VideoCreate
 from reelm.residency.store import Platform, RegionStore
@@ -43,6 +43,14 @@ class DraftRead(BaseModel):
     content: VideoCreate
     duration_s: float  # of the clip
     preview_url: str  # a frame of the clip (owner only)
+
+
+def _own_draft(s: Session, user: CurrentUser, draft_id: str) -> Draft:
+    """The user's draft `draft_id`; another user's draft is as missing as one that never was."""
+    draft = s.get(Draft, draft_id)
+    if draft is None or draft.owner_id != user.user_id:
+        raise DraftNotFound()
+    return draft
 
 
 def _blob_key(owner_id: str, draft_id: str) -> str:
@@ -91,7 +99,7 @@ def check_save_draft(
     with store.transaction() as s:
         upload = s.get(Upload, body.upload_id)
         if upload is None or upload.owner_id != user.user_id:
-            raise NotFound("No such upload.", code="upload_not_found")
+            raise UploadNotFound()
         if upload.state != UploadState.READY:
             raise Conflict("The upload is not complete yet.", code="upload_incomplete")
         if draft_id is None:
@@ -107,10 +115,7 @@ def check_save_draft(
             s.flush()
             draft.blob_key = _blob_key(user.user_id, draft.id)
         else:
-            found = s.get(Draft, draft_id)
-            if found is None or found.owner_id != user.user_id:
-                raise DraftNotFound()
-            draft = found
+            draft = _own_draft(s, user, draft_id)
             draft.upload_id, draft.updated_at = upload.id, utcnow()
         s.flush()
         # The sealed content is written before the row commits: a failure here leaves no
@@ -122,9 +127,7 @@ def check_save_draft(
 def access_draft(platform: Platform, user: CurrentUser, draft_id: str) -> DraftRead:
     store = platform.region(user.region)
     with store.session() as s:
-        draft = s.get(Draft, draft_id)
-        if draft is None or draft.owner_id != user.user_id:
-            raise DraftNotFound()
+        draft = _own_draft(s, user, draft_id)
         upload = s.get(Upload, draft.upload_id)
         assert upload is not None
         return _read(store, draft, upload)
@@ -148,9 +151,7 @@ def do_delete_draft(platform: Platform, user: CurrentUser, draft_id: str) -> Non
     uses it."""
     store = platform.region(user.region)
     with store.transaction() as s:
-        draft = s.get(Draft, draft_id)
-        if draft is None or draft.owner_id != user.user_id:
-            raise DraftNotFound()
+        draft = _own_draft(s, user, draft_id)
         upload_id, key = draft.upload_id, draft.blob_key
         s.delete(draft)
         s.flush()
@@ -171,9 +172,7 @@ def take_draft(
     sealed content, to forget after the commit (`forget_draft_blobs`)."""
     if draft_id is None:
         return None
-    draft = s.get(Draft, draft_id)
-    if draft is None or draft.owner_id != user.user_id:
-        raise DraftNotFound()
+    draft = _own_draft(s, user, draft_id)
     if draft.upload_id != upload_id:
         raise InvalidInput("This draft is of another clip.", code="draft_mismatch")
     key = draft.blob_key
