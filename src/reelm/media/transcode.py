@@ -255,10 +255,9 @@ def transcode(
         _remove_leftovers(out_dir)
         work = Path(tempfile.mkdtemp(prefix=_WORK_PREFIX, dir=out_dir))
         try:
-            result = _render(source, spec, plan, work, song, ladder, limits, steps, report)
-            if captions_vtt:
-                with steps.step("captions"):
-                    _write_captions(work, captions_vtt, plan.duration_s, result.renditions)
+            result = _render(
+                source, spec, plan, work, song, captions_vtt, ladder, limits, steps, report
+            )
             with steps.step("publish"):
                 _publish(work, out_dir)
         except av.FFmpegError as exc:
@@ -482,6 +481,7 @@ def _render(
     plan: _Plan,
     work: Path,
     song: Path | None,
+    captions_vtt: str,
     ladder: Sequence[Rendition],
     limits: MediaLimits | None,
     steps: _Steps,
@@ -550,7 +550,10 @@ def _render(
             _describe_rendition(work, r, _avc1(e.codec_context))
             for r, e in zip(ladder, encoders, strict=True)
         )
-        (work / MASTER_PLAYLIST).write_text(_master_playlist(renditions))
+        if captions_vtt:
+            _write_captions(work, captions_vtt, plan.duration_s)
+        master = _master_playlist(renditions, captions=bool(captions_vtt))
+        (work / MASTER_PLAYLIST).write_text(master)
     return TranscodeResult(
         master_playlist=f"{PUBLISHED_DIR}/{MASTER_PLAYLIST}",
         renditions=renditions,
@@ -1325,13 +1328,10 @@ def _master_playlist(renditions: Sequence[RenditionResult], *, captions: bool = 
 _SUBTITLES_GROUP = "subs"
 
 
-def _write_captions(
-    work: Path, captions_vtt: str, duration_s: float, renditions: Sequence[RenditionResult]
-) -> None:
-    """The captions as a WebVTT file with its one-segment subtitles playlist, and the master
-    playlist again, now naming them."""
+def _write_captions(work: Path, captions_vtt: str, duration_s: float) -> None:
+    """The captions as a WebVTT file with its one-segment subtitles playlist (the master
+    playlist names them)."""
     folder = work / CAPTIONS_DIR
     folder.mkdir()
     (folder / CAPTIONS_FILE).write_text(captions_vtt)
     (folder / CAPTIONS_PLAYLIST).write_text(subtitles_playlist(duration_s))
-    (work / MASTER_PLAYLIST).write_text(_master_playlist(renditions, captions=True))
