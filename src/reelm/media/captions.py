@@ -185,7 +185,7 @@ def to_webvtt(cues: Sequence[Cue]) -> str:
     map says cue times count from the start of the video, as HLS asks of WebVTT segments."""
     out = ["WEBVTT", "X-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000", ""]
     for number, cue in enumerate(cues, start=1):
-        text = cue.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        text = html.escape(cue.text, quote=False)
         # above the player's caption and sound line, which cover the bottom fifth
         timing = f"{_timestamp(cue.start_s)} --> {_timestamp(cue.end_s)} line:72%"
         out += [str(number), timing, text, ""]
