@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import ConsoleMessage, Dialog, Page
+from playwright.sync_api import ConsoleMessage, Dialog, Page, expect
 
 from reelm.residency.store import Platform
 
@@ -78,6 +78,22 @@ def add_song(
     return do_import_song(
         platform, path=path, title=title, artist=artist, genre="Test", territories=territories
     ).id
+
+
+def sign_up_in_browser(
+    page: Page, base: str, handle: str, *, jurisdiction: str = "US", region: str = ""
+) -> None:
+    """Sign up on the page as a person would (the page names the home `region` it will use,
+    when given), and land on the home page signed in."""
+    page.goto(f"{base}/signup")
+    page.get_by_label("Where do you live?").select_option(jurisdiction)
+    expect(page.locator(".home-text")).to_contain_text(f"region {region}".strip())
+    page.get_by_label("Birth date").fill("1999-04-05")
+    page.get_by_label("Handle").fill(handle)
+    page.get_by_label("Email").fill(f"{handle}@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url(f"{base}/")
 
 
 def api_sign_up(base: str, handle: str, jurisdiction: str) -> str:

@@ -12,23 +12,11 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from e2e.browsing import DESKTOP, PASSWORD, shoot, watch
+from e2e.browsing import DESKTOP, shoot, sign_up_in_browser, watch
 from reelm.media.synth import make_test_clip
 from reelm.residency.store import Platform
 
 pytestmark = pytest.mark.e2e
-
-
-def sign_up(page: Page, base: str, handle: str) -> None:
-    page.goto(f"{base}/signup")
-    page.get_by_label("Where do you live?").select_option("US")
-    expect(page.locator(".home-text")).to_contain_text("region")
-    page.get_by_label("Birth date").fill("1999-04-05")
-    page.get_by_label("Handle").fill(handle)
-    page.get_by_label("Email").fill(f"{handle}@example.org")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign up").click()
-    page.wait_for_url(f"{base}/")
 
 
 def set_range(page: Page, selector: str, value: float) -> None:
@@ -61,7 +49,7 @@ def test_text_on_video_previews_then_shows_in_the_published_frames_and_cover_is_
     ctx = browser.new_context(**DESKTOP)
     page = ctx.new_page()
     seen = watch(page)
-    sign_up(page, live_url, "tessa")
+    sign_up_in_browser(page, live_url, "tessa")
     page.goto(f"{live_url}/create")
     page.locator("#file-input").set_input_files(str(clip))
     expect(page.locator("#editor")).to_be_visible(timeout=30_000)
@@ -126,7 +114,7 @@ def test_captions_from_a_file_and_typed_are_served_and_shown_with_the_cc_toggle(
     ctx = browser.new_context(**DESKTOP)
     page = ctx.new_page()
     seen = watch(page)
-    sign_up(page, live_url, "carla")
+    sign_up_in_browser(page, live_url, "carla")
     page.goto(f"{live_url}/create")
     page.locator("#file-input").set_input_files(str(clip))
     expect(page.locator("#editor")).to_be_visible(timeout=30_000)

@@ -10,22 +10,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from e2e.browsing import DESKTOP, PASSWORD, PHONE, add_song, make_clip, shoot, watch
+from e2e import browsing
+from e2e.browsing import DESKTOP, PHONE, add_song, make_clip, shoot, watch
 from reelm.residency.store import Platform
 
 pytestmark = pytest.mark.e2e
 
 
 def sign_up_in_browser(page: Page, base: str, *, handle: str, jurisdiction: str) -> None:
-    page.goto(f"{base}/signup")
-    page.get_by_label("Where do you live?").select_option(jurisdiction)
-    expect(page.locator(".home-text")).to_contain_text("region")
-    page.get_by_label("Birth date").fill("1999-04-05")
-    page.get_by_label("Handle").fill(handle)
-    page.get_by_label("Email").fill(f"{handle}@example.org")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign up").click()
-    page.wait_for_url(f"{base}/")
+    browsing.sign_up_in_browser(page, base, handle, jurisdiction=jurisdiction)
     assert page.locator("body").get_attribute("data-user") == handle
 
 

@@ -9,9 +9,18 @@ from pathlib import Path
 
 import av
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+from playwright.sync_api import Browser, BrowserContext, Playwright, expect
 
-from e2e.browsing import ARGS, CHROMIUM, DESKTOP, PASSWORD, add_song, make_clip, shoot, watch
+from e2e.browsing import (
+    ARGS,
+    CHROMIUM,
+    DESKTOP,
+    add_song,
+    make_clip,
+    shoot,
+    sign_up_in_browser,
+    watch,
+)
 from e2e.served import Served
 from reelm.config import Settings
 from reelm.residency.service import do_init
@@ -53,25 +62,13 @@ def ctx(camera_browser: Browser) -> Iterator[BrowserContext]:
     c.close()
 
 
-def sign_up(page: Page, base: str, handle: str) -> None:
-    page.goto(f"{base}/signup")
-    page.get_by_label("Where do you live?").select_option("US")
-    expect(page.locator(".home-text")).to_contain_text("region us")
-    page.get_by_label("Birth date").fill("1999-04-05")
-    page.get_by_label("Handle").fill(handle)
-    page.get_by_label("Email").fill(f"{handle}@example.org")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign up").click()
-    page.wait_for_url(f"{base}/")
-
-
 def test_a_draft_survives_a_server_restart_and_is_posted_later(
     served: Served, ctx: BrowserContext, tmp_path: Path
 ) -> None:
     clip = make_clip(tmp_path, "draft", "testsrc2", seconds=2.0)
     page = ctx.new_page()
     seen = watch(page)
-    sign_up(page, served.url, "drafty")
+    sign_up_in_browser(page, served.url, "drafty", region="us")
     page.goto(f"{served.url}/create")
     page.locator("#file-input").set_input_files(str(clip))
     expect(page.locator("#editor")).to_be_visible(timeout=30_000)
@@ -110,7 +107,7 @@ def test_record_two_parts_with_a_song_then_post_and_play(
 ) -> None:
     page = ctx.new_page()
     seen = watch(page)
-    sign_up(page, served.url, "camera_kid")
+    sign_up_in_browser(page, served.url, "camera_kid", region="us")
     page.goto(f"{served.url}/create")
     page.get_by_role("button", name="Record with your camera").click()
     expect(page.locator("#camera")).to_have_js_property("readyState", 4, timeout=15_000)
