@@ -7,6 +7,7 @@ from reelm.effects import models as effects_models
 from reelm.federation import models as federation_models
 from reelm.feed import models as feed_models
 from reelm.media import models as media_models
+from reelm.moderation import models as moderation_models
 from reelm.residency import models as residency_models
 from reelm.social import models as social_models
 from reelm.sounds import models as sounds_models  # noqa: F401
@@ -20,6 +21,7 @@ __all__ = [
     "federation_models",
     "feed_models",
     "media_models",
+    "moderation_models",
     "residency_models",
     "social_models",
     "staff_models",

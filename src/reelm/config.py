@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         description="Run background jobs (transcodes, exports) inside the request instead of on "
         "the region's queue workers. For tests and single-shot scripts only.",
     )
+    reports_per_hour: int = Field(
+        default=30,
+        ge=1,
+        description="Reports one user may file in an hour (counted from their own reports, in "
+        "their region); more are refused with 429 until the hour has passed.",
+    )
     audit_origin: str = Field(
         default="reelm.example/{region}",
         description="Origin line of each region's audit-log checkpoints (the log's name, and the "

@@ -142,6 +142,17 @@ class CarveOutMove(Entry):
     policy_hash: Hash
 
 
+class ReportReceived(Entry):
+    """A report's public part reached the region of the content's owner: which kind of content,
+    under which rule, into which case. No reporter, no content id: the transparency report's
+    count of reports is a count of these."""
+
+    kind: ClassVar[str] = "report_received"
+    case: Ident
+    target_kind: Literal["video", "comment", "account"]
+    reason: Ident
+
+
 ENTRY_KINDS: dict[str, type[Entry]] = {
     cls.kind: cls
     for cls in (
@@ -151,6 +162,7 @@ ENTRY_KINDS: dict[str, type[Entry]] = {
         AccountDeletion,
         KeyDestruction,
         CarveOutMove,
+        ReportReceived,
     )
 }
 

@@ -292,6 +292,15 @@ def append_leaves(session: Session, datas: Sequence[bytes], *, at: datetime | No
     return start
 
 
+def append_entries(session: Session, entries: Sequence[Entry]) -> list[int]:
+    """Append `entries`, stamped with the time now, inside the caller's region transaction; their
+    indexes. Needs no key: an Egress writer running in a region's session records with it."""
+    at = utcnow()
+    datas = [e.model_copy(update={"time": e.time or at}).to_bytes() for e in entries]
+    start = append_leaves(session, datas, at=at)
+    return list(range(start, start + len(datas)))
+
+
 class DbHashSource:
     """`merkle.HashSource` over the stored nodes: each range costs one indexed read of its
     `range_nodes` (at most 2·log2(n) rows, see `_stored`). `prefetched` does a whole proof in
@@ -504,10 +513,7 @@ class RegionLog:
         return self.record_many(session, [entry])[0]
 
     def record_many(self, session: Session, entries: Sequence[Entry]) -> list[int]:
-        at = utcnow()
-        datas = [e.model_copy(update={"time": e.time or at}).to_bytes() for e in entries]
-        start = append_leaves(session, datas, at=at)
-        return list(range(start, start + len(datas)))
+        return append_entries(session, entries)
 
     def record_now(self, *entries: Entry) -> list[int]:
         """Append in a short transaction of its own (alongside, not inside, the caller's)."""

@@ -25,6 +25,7 @@ from reelm.web.routers import (
     federation,
     feed,
     media,
+    moderation,
     pages,
     social,
     sounds,
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.include_router(staff.router)
     app.include_router(media.router)
     app.include_router(social.router)
+    app.include_router(moderation.router)
     app.include_router(feed.router)
     app.include_router(pages.router)
     app.include_router(audit.router)

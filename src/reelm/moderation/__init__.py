@@ -1,0 +1,1 @@
+"""Trust and safety: reports, the moderation queue of each region, notices and appeals."""
