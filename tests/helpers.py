@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 from sqlalchemy import text
 
 from reelm.accounts.schemas import SignUp
 from reelm.accounts.service import check_sign_up
 from reelm.config import Settings
-from reelm.residency.store import Platform
+from reelm.residency.blobs import LocalBlobStore
+from reelm.residency.store import Platform, RegionStore
 
 
 def make_user(
@@ -113,3 +115,9 @@ def make_song(
         )
         g.add(song)
         return song.id
+
+
+def blob_path(store: RegionStore, key: str) -> Path:
+    """Where a folder store keeps `key`: for tests that damage or inspect the file itself."""
+    assert isinstance(store.blobs, LocalBlobStore), "this test needs a folder blob store"
+    return store.blobs.root / key

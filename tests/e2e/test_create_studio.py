@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from e2e.browsing import DESKTOP, shoot, sign_up_in_browser, watch
+from helpers import blob_path
 from reelm.media.synth import make_test_clip
 from reelm.residency.store import Platform
 
@@ -37,8 +38,7 @@ def white_share(picture: np.ndarray) -> float:  # type: ignore[type-arg]
 def video_files(platform: Platform, video_id: str) -> Path:
     store = platform.regions["us"]
     (key,) = [k for k in store.blobs.keys("") if k.endswith(f"/videos/{video_id}/video.mp4")]
-    path = store.blobs.local_path(key)
-    assert path is not None
+    path = blob_path(store, key)
     return path.parent
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from helpers import make_user, row_count
+from helpers import blob_path, make_user, row_count
 from reelm.config import Settings
 from reelm.residency.scan import do_scan
 from reelm.residency.store import Platform
@@ -134,8 +134,7 @@ def test_posting_a_draft_whose_sealed_content_cannot_be_removed_still_posts(
     draft = client.post("/api/v1/drafts", headers=h(token), json=body(upload_id)).json()
     store = platform.regions["us"]
     (key,) = list(store.blobs.keys(f"{uid}/drafts/"))
-    path = store.blobs.local_path(key)
-    assert path is not None
+    path = blob_path(store, key)
     path.unlink()
     (path / "stuck").mkdir(parents=True)
     posted = client.post(

@@ -10,8 +10,10 @@ from pathlib import Path
 import av
 from av.audio.frame import AudioFrame
 
+from helpers import blob_path
 from reelm.residency.store import Platform
-from reelm.sounds.service import do_seed_demo_songs, song_path
+from reelm.sounds.models import song_blob_key
+from reelm.sounds.service import do_seed_demo_songs
 from reelm.sounds.synth import DEMO_SONGS, compose
 
 
@@ -58,7 +60,7 @@ def test_seeding_demo_songs_is_idempotent_and_they_are_real_tunes(platform: Plat
         assert 20 <= song.duration_s <= 41
         for store in platform.regions.values():
             assert store.blobs.exists(song.blob_key)
-        path = song_path(platform.regions["us"], song.id)
+        path = blob_path(platform.regions["us"], song_blob_key(song.id))
         with av.open(str(path)) as c:
             audio = c.streams.audio[0]
             assert audio.codec_context.name == "aac"

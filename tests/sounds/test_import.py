@@ -10,6 +10,7 @@ import av
 import pytest
 from sqlalchemy import func, select
 
+from helpers import blob_path
 from reelm.errors import Conflict, Forbidden, InvalidInput, NotFound
 from reelm.residency.store import Platform
 from reelm.sounds.audio import (
@@ -19,7 +20,7 @@ from reelm.sounds.audio import (
     analyse,
     generated_cover,
 )
-from reelm.sounds.models import Song
+from reelm.sounds.models import Song, song_blob_key
 from reelm.sounds.service import (
     check_song_licensed,
     do_complete_songs,
@@ -28,7 +29,7 @@ from reelm.sounds.service import (
     do_replicate_songs,
     get_song,
     is_licensed_in,
-    song_path,
+    song_file,
 )
 
 
@@ -55,13 +56,13 @@ def test_imported_song_is_in_every_regions_blob_store_with_the_same_sha256(
     for store in platform.regions.values():
         key = f"catalog/songs/{song.id}.m4a"
         assert store.blobs.exists(key)
-        assert _sha(song_path(store, song.id)) == song.sha256
+        assert _sha(blob_path(store, song_blob_key(song.id))) == song.sha256
         assert store.blobs.size(key) == song.size_bytes
     stored = get_song(platform, song.id)
     assert stored.territories == "CA,US"
     assert stored.duration_s == pytest.approx(12.0, abs=0.1)
     assert stored.use_count == 0
-    with av.open(str(song_path(platform.regions["sg"], song.id))) as c:
+    with av.open(str(blob_path(platform.regions["sg"], song_blob_key(song.id)))) as c:
         assert c.streams.audio[0].codec_context.name == "aac"
         assert not c.streams.video
     # The preview and the cover are in every region too.
@@ -76,7 +77,7 @@ def test_wav_and_mp3_are_transcoded_to_stereo_aac_in_m4a(
 ) -> None:
     source: Path = request.getfixturevalue(fixture)
     song = do_import_song(platform, path=source, title="Two Notes", artist="Lab", bpm=60)
-    path = song_path(platform.regions["us"], song.id)
+    path = blob_path(platform.regions["us"], song_blob_key(song.id))
     with av.open(str(path)) as c:
         audio = c.streams.audio[0]
         assert c.format.name.startswith("mov")
@@ -86,7 +87,9 @@ def test_wav_and_mp3_are_transcoded_to_stereo_aac_in_m4a(
         assert 90_000 < (audio.bit_rate or 0) < 160_000
     assert song.duration_s == pytest.approx(8.0, abs=0.1)
     assert song.bpm == 60
-    assert _sha(path) == song.sha256 == _sha(song_path(platform.regions["sg"], song.id))
+    assert (
+        _sha(path) == song.sha256 == _sha(blob_path(platform.regions["sg"], song_blob_key(song.id)))
+    )
 
 
 @pytest.mark.parametrize(
@@ -168,19 +171,19 @@ def test_a_lost_copy_is_restored_from_another_region(platform: Platform, tone_m4
     song = do_import_song(platform, path=tone_m4a, title="Restore Me", artist="A")
     sg = platform.regions["sg"]
     sg.blobs.delete(song.blob_key)
-    with pytest.raises(NotFound) as caught:
-        song_path(sg, song.id)
+    with pytest.raises(NotFound) as caught, song_file(sg, song.id):
+        pass
     assert caught.value.code == "song_file_missing"
     assert do_replicate_songs(platform) == 1
-    assert _sha(song_path(sg, song.id)) == song.sha256
+    assert _sha(blob_path(sg, song_blob_key(song.id))) == song.sha256
     # A copy of the right size but wrong content is found only when verifying.
-    damaged = song_path(sg, song.id)
+    damaged = blob_path(sg, song_blob_key(song.id))
     data = bytearray(damaged.read_bytes())
     data[-1] ^= 0xFF
     damaged.write_bytes(bytes(data))
     assert do_replicate_songs(platform) == 0
     assert do_replicate_songs(platform, verify=True) == 1
-    assert _sha(song_path(sg, song.id)) == song.sha256
+    assert _sha(blob_path(sg, song_blob_key(song.id))) == song.sha256
 
 
 def test_use_count_moves_atomically_and_never_below_zero(
@@ -233,7 +236,7 @@ def test_imported_songs_play_at_minus_14_lufs(
     source: Path = request.getfixturevalue(fixture)
     before = analyse(source)
     song = do_import_song(platform, path=source, title=fixture, artist="Lab")
-    stored = analyse(song_path(platform.regions["us"], song.id))
+    stored = analyse(blob_path(platform.regions["us"], song_blob_key(song.id)))
     assert abs(before.loudness_lufs - LOUDNESS_LUFS) > 1.5, "the fixture must need normalising"
     assert stored.loudness_lufs == pytest.approx(LOUDNESS_LUFS, abs=1.0)
     assert stored.true_peak_dbtp <= TRUE_PEAK_DBTP + 1.0
@@ -254,8 +257,7 @@ def test_the_preview_is_the_loudest_30_seconds_and_the_waveform_its_shape(
     song = do_import_song(platform, path=loud_end_wav, title="Late Drop", artist="Lab")
     assert song.duration_s == pytest.approx(40.0, abs=0.1)
     assert song.preview_start_s == pytest.approx(10.0, abs=0.5)
-    preview = platform.regions["sg"].blobs.local_path(f"catalog/songs/{song.id}.preview.m4a")
-    assert preview is not None
+    preview = blob_path(platform.regions["sg"], f"catalog/songs/{song.id}.preview.m4a")
     assert _decoded_seconds(preview) == pytest.approx(30.0, abs=0.1)
     # The preview ends where the song does: in the loud part.
     assert analyse(preview).loudness_lufs == pytest.approx(LOUDNESS_LUFS + 1.5, abs=2.5)

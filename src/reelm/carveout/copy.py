@@ -294,9 +294,9 @@ def copy_blobs(
             for stale in set(target.blobs.keys(f"{owner}/")) - set(keys):
                 target.blobs.delete(stale)
             for key in keys:
-                data = source.blobs.read_bytes(key)
-                target.blobs.put_bytes(key, data)
-                size += len(data)
+                with source.blobs.staged(key) as path:
+                    target.blobs.put_file(key, path)
+                    size += path.stat().st_size
                 count += 1
                 if count == 1:
                     crash("copy.blob_mid")

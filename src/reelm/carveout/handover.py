@@ -171,11 +171,11 @@ def _write_bundle(
             store = platform.regions[region]
             for user in users:
                 for key in store.blobs.keys(f"{user}/"):
-                    path = store.blobs.local_path(key)
-                    if path is not None:
-                        z.write(path, f"blobs/{key}")
-                    else:
-                        z.writestr(f"blobs/{key}", store.blobs.read_bytes(key))
+                    with (
+                        store.blobs.open(key) as src,
+                        z.open(f"blobs/{key}", "w", force_zip64=True) as dst,
+                    ):
+                        shutil.copyfileobj(src, dst, 1024 * 1024)
     ephemeral = X25519PrivateKey.generate()
     eph_pub = ephemeral.public_key().public_bytes_raw()
     aead = bundle_aead(

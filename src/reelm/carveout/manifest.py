@@ -47,6 +47,7 @@ from sqlalchemy import (
 import reelm.all_models  # noqa: F401  (every region table is known)
 from reelm.audit.merkle import leaf_hash, root_from_leaf_hashes
 from reelm.db import RegionModel
+from reelm.residency.blobs import blob_digest
 from reelm.residency.store import RegionStore
 from reelm.sql import chunks, qmarks
 
@@ -238,17 +239,7 @@ def with_blobs(store: RegionStore, owners: Sequence[str]) -> list[str]:
 
 def blob_digests(store: RegionStore, owner: str) -> list[tuple[str, int, str]]:
     """(key, size, sha256 hex) of every blob of `owner` in the region, by key."""
-    out = []
-    for key in store.blobs.keys(f"{owner}/"):
-        path = store.blobs.local_path(key)
-        if path is not None:
-            with path.open("rb") as f:
-                digest = hashlib.file_digest(f, "sha256")
-            out.append((key, path.stat().st_size, digest.hexdigest()))
-        else:
-            data = store.blobs.read_bytes(key)
-            out.append((key, len(data), hashlib.sha256(data).hexdigest()))
-    return out
+    return [(key, *blob_digest(store.blobs, key)) for key in store.blobs.keys(f"{owner}/")]
 
 
 def compute_manifests(store: RegionStore, owners: Sequence[str]) -> dict[str, Manifest]:
@@ -268,14 +259,14 @@ def compute_manifests(store: RegionStore, owners: Sequence[str]) -> dict[str, Ma
     blobs = dict.fromkeys(owners, 0)
     size = dict.fromkeys(owners, 0)
     for owner in with_blobs(store, owners):
-        for blob_key, n, blob_digest in blob_digests(store, owner):
+        for blob_key, n, sha in blob_digests(store, owner):
             leaves[owner].append(
                 b"blob\x00"
                 + blob_key.encode()
                 + b"\x00"
                 + str(n).encode()
                 + b"\x00"
-                + blob_digest.encode()
+                + sha.encode()
             )
             blobs[owner] += 1
             size[owner] += n

@@ -19,6 +19,7 @@ import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,12 +56,13 @@ from reelm.media.schemas import (
     dumps,
 )
 from reelm.media.transcode import TranscodeFailed, transcode
+from reelm.residency.blobs import BlobStat, BlobStore
 from reelm.residency.store import Platform, RegionStore
 from reelm.sounds.service import (
     annotate_sounds,
     check_song_licensed,
     get_song,
-    song_path,
+    song_file,
 )
 from reelm.text import parse_caption as parse_caption
 
@@ -257,12 +259,17 @@ def source_file(store: RegionStore, owner_id: str, upload_id: str) -> Path:
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         key = f"{owner_id}/uploads/{upload_id}.enc"
-        sealed = store.blobs.local_path(key)
-        if sealed is None or not sealed.exists():
-            raise NotFound("The upload's file is gone.", code="upload_missing")
         # concurrent previews of one upload each decrypt to their own file; the last rename wins
         tmp = target.with_name(f"{target.name}.{secrets.token_hex(6)}.tmp")
-        store.cipher(owner_id).decrypt_file(key, sealed, tmp)
+        try:
+            with store.blobs.open(key) as sealed, tmp.open("wb") as out:
+                store.cipher(owner_id).decrypt_blob_to(key, sealed, out)
+        except FileNotFoundError:
+            tmp.unlink(missing_ok=True)
+            raise NotFound("The upload's file is gone.", code="upload_missing") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         tmp.replace(target)
     return target
 
@@ -467,7 +474,6 @@ def _do_transcode_and_store(
 ) -> None:
     started = time.monotonic()
     source = source_file(store, owner, upload_id)
-    song = song_path(store, sound_id) if sound_id else None
     out = store.work_dir / "jobs" / video_id
     last = [0.0]
 
@@ -483,15 +489,16 @@ def _do_transcode_and_store(
                 .values(progress=min(99, int(fraction * 100)))
             )
 
-    result = transcode(
-        source,
-        spec,
-        out,
-        song=song,
-        captions_vtt=captions,
-        progress=progress,
-        limits=limits(settings),
-    )
+    with song_file(store, sound_id) if sound_id else nullcontext(None) as song:
+        result = transcode(
+            source,
+            spec,
+            out,
+            song=song,
+            captions_vtt=captions,
+            progress=progress,
+            limits=limits(settings),
+        )
     published = out / "published"
     for path in sorted(published.rglob("*")):
         if path.is_file():
@@ -540,7 +547,9 @@ def get_public_video(
 class MediaFile:
     """A file of a video that the viewer may fetch, and how it may be cached."""
 
-    path: Path
+    blobs: BlobStore
+    key: str
+    stat: BlobStat
     public: bool  # anyone may see it: shared caches (a CDN) may keep it
     version: str  # the version of the video's media (see media_version)
 
@@ -577,10 +586,12 @@ def media_file(
     current = media_version(video_id, published_at)
     if version is not None and version != current:
         raise NotFound("No such file.")
-    path = platform.region(region).blobs.local_path(f"{owner}/videos/{video_id}/{name}")
-    if path is None or not path.is_file():
+    blobs = platform.region(region).blobs
+    key = f"{owner}/videos/{video_id}/{name}"
+    stat = blobs.stat(key)
+    if stat is None:
         raise NotFound("No such file.")
-    return MediaFile(path, visibility == "public", current)
+    return MediaFile(blobs, key, stat, visibility == "public", current)
 
 
 def describe_upload_limits(settings: Settings) -> dict[str, Any]:

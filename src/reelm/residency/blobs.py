@@ -6,29 +6,61 @@ find every blob of a user without knowing which feature wrote it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from reelm.errors import InvalidInput
 
 KEY = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)+$")
+BLOCK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class BlobStat:
+    size: int
+    tag: str  # changes whenever the blob's bytes do: an HTTP validator's raw material
 
 
 class BlobStore(Protocol):
+    """Where a region's files are, with no promise that they are files on this machine: readers
+    stream (`open`, `read_range`), and code that needs a real file (a probe, a transcode) asks
+    for `staged`. A missing key raises FileNotFoundError from every read."""
+
     def put_bytes(self, key: str, data: bytes) -> None: ...
     def put_file(self, key: str, source: Path) -> None: ...
     def open(self, key: str) -> BinaryIO: ...
     def read_bytes(self, key: str) -> bytes: ...
+    def read_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes `start` to `end` inclusive (as in an HTTP Range), in blocks."""
+        ...
+
+    def stat(self, key: str) -> BlobStat | None: ...
     def exists(self, key: str) -> bool: ...
     def size(self, key: str) -> int: ...
     def delete(self, key: str) -> None: ...
     def keys(self, prefix: str = "") -> Iterator[str]: ...
-    def local_path(self, key: str) -> Path | None: ...
+    def staged(self, key: str) -> AbstractContextManager[Path]:
+        """The blob as a local file for the length of the block, to read and not to change: the
+        file itself in a folder store, a copy in the region's work folder otherwise."""
+        ...
+
+
+def blob_digest(blobs: BlobStore, key: str) -> tuple[int, str]:
+    """The size and sha256 (hex) of a blob, streamed from wherever the store keeps it."""
+    digest, size = hashlib.sha256(), 0
+    with blobs.open(key) as f:
+        while block := f.read(1024 * 1024):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
 
 
 def check_key(key: str) -> str:
@@ -76,6 +108,24 @@ class LocalBlobStore:
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
+    def read_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        with self._path(key).open("rb") as f:
+            f.seek(start)
+            left = end - start + 1
+            while left > 0:
+                block = f.read(min(BLOCK, left))
+                if not block:
+                    return
+                left -= len(block)
+                yield block
+
+    def stat(self, key: str) -> BlobStat | None:
+        try:
+            st = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return BlobStat(st.st_size, f"{st.st_size:x}-{st.st_mtime_ns:x}")
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
@@ -93,8 +143,12 @@ class LocalBlobStore:
             if p.is_file() and not p.name.startswith(".tmp-"):
                 yield p.relative_to(self.root).as_posix()
 
-    def local_path(self, key: str) -> Path | None:
-        return self._path(key)
+    @contextmanager
+    def staged(self, key: str) -> Iterator[Path]:
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        yield path
 
 
 def open_blob_store(spec: str) -> BlobStore:

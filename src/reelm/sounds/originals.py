@@ -35,14 +35,13 @@ logger = logging.getLogger(__name__)
 
 
 def _local_copy(store: RegionStore, key: str, target: Path) -> Path | None:
-    """A blob as a local file (the store's own path when it has one), or None when missing."""
-    if not store.blobs.exists(key):
+    """A copy of a blob in `target` (a scratch folder of this run), or None when missing."""
+    try:
+        with store.blobs.open(key) as source, target.open("wb") as out:
+            shutil.copyfileobj(source, out, 1024 * 1024)
+    except FileNotFoundError:
+        target.unlink(missing_ok=True)
         return None
-    path = store.blobs.local_path(key)
-    if path is not None:
-        return path
-    with store.blobs.open(key) as source, target.open("wb") as out:
-        shutil.copyfileobj(source, out)
     return target
 
 

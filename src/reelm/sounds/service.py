@@ -17,7 +17,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from reelm.accounts.models import Account
 from reelm.accounts.service import CurrentUser
 from reelm.db import new_id
 from reelm.errors import Conflict, Forbidden, InvalidInput, NotFound, ReelmError
+from reelm.residency.blobs import BlobStat, BlobStore, blob_digest
 from reelm.residency.jurisdictions import country_name
 from reelm.residency.store import Platform, RegionStore
 from reelm.sounds import audio
@@ -139,8 +141,7 @@ def copy_everywhere(platform: Platform, song_id: str, prepared: PreparedSong) ->
         for store in platform.regions.values():
             for suffix, path in prepared.files.items():
                 store.blobs.put_file(f"catalog/songs/{song_id}{suffix}", path)
-            copy = store.blobs.local_path(audio_key)
-            if copy is not None and file_sha256(copy) != prepared.sha256:
+            if blob_digest(store.blobs, audio_key)[1] != prepared.sha256:
                 raise OSError(f"the copy of {audio_key} in region {store.name} does not match")
     except BaseException:
         delete_everywhere(platform, song_id)
@@ -319,16 +320,17 @@ def do_replicate_songs(platform: Platform, *, verify: bool = False) -> int:
     for song_id, sha256, size in songs:
         for key in song_blob_keys(song_id):
             is_audio = key == song_blob_key(song_id)
-            good: Path | None = None
+            good: RegionStore | None = None
             missing: list[RegionStore] = []
             for store in platform.regions.values():
-                path = store.blobs.local_path(key)
-                ok = path is not None and path.is_file()
-                if ok and is_audio:
-                    assert path is not None
-                    ok = path.stat().st_size == size and (not verify or file_sha256(path) == sha256)
+                stat = store.blobs.stat(key)
+                ok = stat is not None
+                if stat is not None and is_audio:
+                    ok = stat.size == size and (
+                        not verify or blob_digest(store.blobs, key)[1] == sha256
+                    )
                 if ok and good is None:
-                    good = path
+                    good = store
                 if not ok:
                     missing.append(store)
             if not missing:
@@ -337,9 +339,10 @@ def do_replicate_songs(platform: Platform, *, verify: bool = False) -> int:
                 if is_audio:
                     logger.error("song %s has no intact copy in any region", song_id)
                 continue
-            for store in missing:
-                store.blobs.put_file(key, good)
-                written += 1
+            with good.blobs.staged(key) as path:
+                for store in missing:
+                    store.blobs.put_file(key, path)
+                    written += 1
     return written
 
 
@@ -351,10 +354,13 @@ def do_complete_songs(platform: Platform) -> int:
     done = 0
     for song in songs:
         try:
-            _song, source = access_song_file(platform, song.id, "audio")
+            found = access_song_file(platform, song.id, "audio")
         except NotFound:
             continue
-        with tempfile.TemporaryDirectory(prefix="reelm-song-") as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="reelm-song-") as tmp,
+            found.blobs.staged(found.key) as source,
+        ):
             folder = Path(tmp)
             measured = audio.analyse(source)
             preview = folder / "preview.m4a"
@@ -421,32 +427,41 @@ def get_song(platform: Platform, song_id: str) -> Song:
     return song
 
 
-def song_path(store: RegionStore, song_id: str) -> Path:
-    """The song's file in this region's blob store: what a transcoder in the region reads."""
-    path = store.blobs.local_path(song_blob_key(song_id))
-    if path is None or not path.is_file():
+@contextmanager
+def song_file(store: RegionStore, song_id: str) -> Iterator[Path]:
+    """The song's file from this region's blob store, as a local file while the block runs:
+    what a transcoder in the region reads."""
+    key = song_blob_key(song_id)
+    if not store.blobs.exists(key):
         raise NotFound(
             f"The sound's file is missing in region {store.name!r}; run `reelm sounds sync`.",
             code="song_file_missing",
         )
-    return path
+    with store.blobs.staged(key) as path:
+        yield path
 
 
-def access_song_file(platform: Platform, song_id: str, kind: FileKind) -> tuple[Song, Path]:
+@dataclass(frozen=True)
+class SongFile:
+    """One of a song's files in one region's blob store (any region's copy will do)."""
+
+    song: Song
+    blobs: BlobStore
+    key: str
+    stat: BlobStat
+
+
+def access_song_file(platform: Platform, song_id: str, kind: FileKind) -> SongFile:
     """A song and a copy of one of its files, from the first region (in policy order) that
     holds one. Any copy will do: they are identical and the files are non-personal."""
     song = get_song(platform, song_id)
     key = {"audio": song_blob_key, "preview": preview_blob_key, "cover": cover_blob_key}[kind]
     for store in platform.regions.values():
-        path = store.blobs.local_path(key(song_id))
-        if path is not None and path.is_file():
-            return song, path
+        stat = store.blobs.stat(key(song_id))
+        if stat is not None:
+            return SongFile(song, store.blobs, key(song_id), stat)
     what = {"audio": "sound's file", "preview": "preview", "cover": "cover"}[kind]
     raise NotFound(f"The {what} is missing.", code=f"song_{kind}_missing")
-
-
-def access_song_audio(platform: Platform, song_id: str) -> tuple[Song, Path]:
-    return access_song_file(platform, song_id, "audio")
 
 
 # --- licensing -----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from reelm.web.deps import (
     PlatformDep,
     SettingsDep,
 )
-from reelm.web.ranges import IMMUTABLE, PRIVATE, file_response
+from reelm.web.ranges import IMMUTABLE, PRIVATE, blob_response
 
 router = APIRouter(tags=["create"])
 TUS_VERSION = "1.0.0"
@@ -262,11 +262,13 @@ def versioned_media(
     """A video's files under its versioned URL: a public video's are immutable (a CDN keeps
     them a year); a withdrawn or deleted video's, or another version's, are 404."""
     found = service.media_file(platform, user, video_id, name, version=version)
-    return file_response(
+    return blob_response(
         request,
-        found.path,
+        found.blobs,
+        found.key,
+        stat=found.stat,
         cache=IMMUTABLE if found.public else PRIVATE,
-        etag=f'"{found.version}-{found.path.stat().st_size:x}"',
+        etag=f'"{found.version}-{found.stat.size:x}"',
     )
 
 
@@ -278,4 +280,4 @@ def media(
     names no version (links made before versions; cached an hour only)."""
     found = service.media_file(platform, user, video_id, name)
     cache = "public, max-age=3600" if found.public else PRIVATE
-    return file_response(request, found.path, cache=cache)
+    return blob_response(request, found.blobs, found.key, stat=found.stat, cache=cache)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from reelm.sounds import service
 from reelm.sounds.schemas import SongPage, SongRead
 from reelm.web.deps import PlatformDep
-from reelm.web.ranges import IMMUTABLE, file_response
+from reelm.web.ranges import IMMUTABLE, blob_response
 
 router = APIRouter(prefix="/api/v1/sounds", tags=["sounds"])
 Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
@@ -42,19 +42,25 @@ def detail(song_id: str, platform: PlatformDep) -> SongRead:
 @router.get("/{song_id}/audio", response_class=Response)
 def audio(song_id: str, request: Request, platform: PlatformDep) -> Response:
     """The song as AAC in an .m4a, with HTTP Range support (players seek with it)."""
-    _song, path = service.access_song_file(platform, song_id, "audio")
-    return file_response(request, path, media_type="audio/mp4", cache=IMMUTABLE)
+    found = service.access_song_file(platform, song_id, "audio")
+    return blob_response(
+        request, found.blobs, found.key, stat=found.stat, media_type="audio/mp4", cache=IMMUTABLE
+    )
 
 
 @router.get("/{song_id}/preview", response_class=Response)
 def preview(song_id: str, request: Request, platform: PlatformDep) -> Response:
     """30 seconds of the song (its loudest), for browsing, as AAC in an .m4a with Range."""
-    _song, path = service.access_song_file(platform, song_id, "preview")
-    return file_response(request, path, media_type="audio/mp4", cache=IMMUTABLE)
+    found = service.access_song_file(platform, song_id, "preview")
+    return blob_response(
+        request, found.blobs, found.key, stat=found.stat, media_type="audio/mp4", cache=IMMUTABLE
+    )
 
 
 @router.get("/{song_id}/cover", response_class=Response)
 def cover(song_id: str, request: Request, platform: PlatformDep) -> Response:
     """The song's square cover, a 512 px JPEG."""
-    _song, path = service.access_song_file(platform, song_id, "cover")
-    return file_response(request, path, media_type="image/jpeg", cache=IMMUTABLE)
+    found = service.access_song_file(platform, song_id, "cover")
+    return blob_response(
+        request, found.blobs, found.key, stat=found.stat, media_type="image/jpeg", cache=IMMUTABLE
+    )
